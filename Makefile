@@ -1,0 +1,64 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.10 (TFX 1.16 supports 3.9-3.10): on PATH, else under ~/.pyenv.
+PYTHON310 := $(or $(shell python3.10 -c "import sys; print(sys.executable)" 2>/dev/null),$(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10))))
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock 2>/dev/null | md5sum | cut -c1-12)
+
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONPATH := $(CURDIR)
+export PYTHONWARNINGS := ignore
+
+DATA ?= synthetic
+RUNNER ?= local
+ML100K ?= ../shared/data/ml-100k
+
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean
+
+help:
+	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
+	@echo "make test           run the tests (creates .venv first)"
+	@echo "make run-beam       the same pipeline with BeamDagRunner (2 worker processes)"
+	@echo "make run-movielens  the pipeline on MovieLens-100K from ML100K=$(ML100K)"
+	@echo "make lint           ruff"
+	@echo "make setup          only create .venv from requirements.lock"
+	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
+
+$(STAMP): requirements.lock
+	@if [ -z "$(PYTHON310)" ]; then \
+	  echo "Python 3.10 not found (TFX 1.16 needs 3.9-3.10). Install it, e.g. 'pyenv install 3.10'," \
+	       "or put python3.10 on PATH."; exit 1; fi
+	@test -x $(PY) || { echo "Creating $(VENV) with $(PYTHON310)"; $(PYTHON310) -m venv $(VENV); }
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --upgrade
+	@echo "Installing requirements.lock into $(VENV) (a few minutes the first time) ..."
+	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.9 && \
+	  $(VENV)/bin/uv pip install -q --python $(PY) -r requirements.lock || \
+	  $(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) -m pipeline run --runner $(RUNNER) --data $(DATA)
+
+run-beam: setup
+	$(PY) -m pipeline run --runner beam --data $(DATA)
+
+run-movielens: setup
+	$(PY) -m pipeline run --runner $(RUNNER) --data movielens-100k:$(ML100K)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf .work

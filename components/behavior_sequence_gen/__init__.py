@@ -1,0 +1,1 @@
+"""BehaviorSequenceGen: per-event behaviour histories, labels, negatives, split."""

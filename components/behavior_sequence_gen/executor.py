@@ -1,0 +1,73 @@
+"""BehaviorSequenceGen executor: a thin Do around `transforms.build`."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components.behavior_sequence_gen import sequences as S
+from components.behavior_sequence_gen import transforms
+from schemas import features as F
+
+INPUT_KEYS = {F.INTERACTIONS: "interactions", F.ITEMS: "items", F.USERS: "users"}
+REPORT_PROPERTIES = ("train_examples", "eval_examples", "catalog_items", "users")
+
+
+def config_from_properties(props: dict[str, Any]) -> S.SequenceConfig:
+    """Rebuilds the SequenceConfig from the component's execution properties."""
+    fields = {
+        f: props[f] for f in S.SequenceConfig.__dataclass_fields__ if props.get(f) is not None
+    }
+    return S.SequenceConfig(**fields)
+
+
+def _input_pattern(artifacts: list[types.Artifact]) -> str:
+    artifact = artifact_utils.get_single_instance(artifacts)
+    split = artifact_utils.decode_split_names(artifact.split_names)[0]
+    return os.path.join(artifact_utils.get_split_uri([artifact], split), "*")
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Joins the tables and writes sequence examples, the catalog and a report."""
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
+        cfg = config_from_properties(exec_properties)
+        patterns = {
+            t: _input_pattern(input_dict[k]) for t, k in INPUT_KEYS.items() if input_dict.get(k)
+        }
+        examples = artifact_utils.get_single_instance(output_dict["examples"])
+        catalog = artifact_utils.get_single_instance(output_dict["catalog"])
+        with self._make_beam_pipeline() as pipeline:
+            transforms.build(pipeline, patterns, examples.uri, catalog.uri, cfg)
+        for artifact, splits in ((examples, [S.TRAIN, S.EVAL]), (catalog, ["catalog"])):
+            artifact.split_names = artifact_utils.encode_split_names(splits)
+            examples_utils.set_payload_format(artifact, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        with open(os.path.join(examples.uri, transforms.REPORT_FILE)) as f:
+            report = json.load(f)
+        for key, value in report.items():
+            examples.set_int_custom_property(key, int(value))
+        logging.info("BehaviorSequenceGen report: %s", report)
+        check_report(report)
+
+
+def check_report(report: dict[str, int]) -> None:
+    """Fails on an empty result: an empty split is an error, never an empty model later."""
+    if not report.get("train_examples"):
+        raise ValueError(
+            "BehaviorSequenceGen produced no training examples "
+            f"(report: {report}). Check that the interactions name items of the item table "
+            "and that users have events before their eval target."
+        )
+    if not report.get("eval_examples"):
+        raise ValueError(
+            f"BehaviorSequenceGen produced no eval examples (report: {report}). "
+            "With split='time_cutoff', check that cutoff_timestamp falls inside the data."
+        )

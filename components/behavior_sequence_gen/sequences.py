@@ -1,0 +1,299 @@
+"""Pure logic of BehaviorSequenceGen: timelines, histories, labels, negatives, split.
+
+No TFX or Beam here; `executor.py` wires these functions into a Beam pipeline.
+A user's events are processed together (one group per user), so each function
+below sees one user at a time and is deterministic given the config seed.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from schemas import features as F
+
+TRAIN, EVAL = "train", "eval"
+LEAVE_LAST_OUT, TIME_CUTOFF = "leave_last_out", "time_cutoff"
+
+# Reasons an input row is dropped; reported in the component's output.
+DROP_UNKNOWN_ITEM = "unknown_item"
+DROP_DUPLICATE_EVENT = "duplicate_event"
+DROP_AFTER_EVAL_TARGET = "after_eval_target"
+DROP_DUPLICATE_ITEM_ROW = "duplicate_item_row"
+DROP_DUPLICATE_USER_ROW = "duplicate_user_row"
+NOTE_UNKNOWN_USER = "unknown_user_kept"
+NOTE_NEGATIVES_SHORT = "negatives_short"
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceConfig:
+    """How sequences, labels, negatives and the split are built.
+
+    Attributes:
+        history_length: N, the number of most recent items kept in a history.
+        rating_threshold: an event is positive when rating >= this; None means
+            an implicit log where every event is positive.
+        negative_ratio: sampled ranker negatives per positive event.
+        negative_power: negatives are drawn with probability ~ count**power.
+        split: LEAVE_LAST_OUT (each user's last positive event is eval) or
+            TIME_CUTOFF (every event at or after cutoff_timestamp is eval).
+        cutoff_timestamp: the global cutoff, required for TIME_CUTOFF.
+        seed: seed of the negative sampler.
+    """
+
+    history_length: int = F.HISTORY_LENGTH
+    rating_threshold: float | None = 4.0
+    negative_ratio: int = 2
+    negative_power: float = 0.75
+    split: str = LEAVE_LAST_OUT
+    cutoff_timestamp: int | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.history_length < 1:
+            raise ValueError(f"history_length must be >= 1, got {self.history_length}")
+        if self.negative_ratio < 0:
+            raise ValueError(f"negative_ratio must be >= 0, got {self.negative_ratio}")
+        if self.negative_power < 0:
+            raise ValueError(f"negative_power must be >= 0, got {self.negative_power}")
+        if self.split not in (LEAVE_LAST_OUT, TIME_CUTOFF):
+            raise ValueError(
+                f"split must be {LEAVE_LAST_OUT!r} or {TIME_CUTOFF!r}, got {self.split!r}"
+            )
+        if self.split == TIME_CUTOFF and self.cutoff_timestamp is None:
+            raise ValueError("split='time_cutoff' needs cutoff_timestamp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One kept interaction, in time order, with its split and history."""
+
+    item_id: str
+    timestamp: int
+    label: int
+    split: str
+    history: tuple[str, ...]  # items strictly before this event, oldest first
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """A user's kept events and everything the user ever interacted with."""
+
+    user_id: str
+    user_features: Mapping[str, object]
+    events: tuple[Event, ...]
+    seen: frozenset[str]
+
+
+def is_positive(row: Mapping[str, object], threshold: float | None) -> bool:
+    """Returns whether an interaction row is a positive event."""
+    if threshold is None or F.RATING not in row:
+        return True
+    return float(row[F.RATING]) >= threshold
+
+
+def dedupe_events(rows: Iterable[Mapping[str, object]]) -> tuple[list[Mapping], int]:
+    """Drops repeated (user, item, timestamp) events, keeping the highest rating.
+
+    Returns:
+        (rows sorted by timestamp then item id, number of duplicates dropped).
+    """
+    best: dict[tuple, Mapping] = {}
+    total = 0
+    for row in rows:
+        total += 1
+        key = (row[F.ITEM_ID], row[F.TIMESTAMP])
+        if key not in best or row.get(F.RATING, 0.0) > best[key].get(F.RATING, 0.0):
+            best[key] = row
+    kept = sorted(best.values(), key=lambda r: (r[F.TIMESTAMP], r[F.ITEM_ID]))
+    return kept, total - len(kept)
+
+
+def _assign_splits(rows: Sequence[Mapping], labels: Sequence[int], cfg: SequenceConfig) -> list:
+    """Returns each row's split (TRAIN, EVAL or None for dropped)."""
+    if cfg.split == TIME_CUTOFF:
+        return [EVAL if r[F.TIMESTAMP] >= cfg.cutoff_timestamp else TRAIN for r in rows]
+    positives = [i for i, label in enumerate(labels) if label]
+    if not positives:  # a user with no positive event is not scored: all train
+        return [TRAIN] * len(rows)
+    target = positives[-1]
+    return [TRAIN if i < target else EVAL if i == target else None for i in range(len(rows))]
+
+
+def build_timeline(
+    user_id: str,
+    rows: Iterable[Mapping[str, object]],
+    user_features: Mapping[str, object] | None,
+    known_items: Mapping[str, object],
+    cfg: SequenceConfig,
+) -> tuple[Timeline | None, collections.Counter]:
+    """Builds one user's labelled, split events with their histories.
+
+    Args:
+        user_id: the user.
+        rows: the user's interaction rows (canonical dicts), any order.
+        user_features: the user's row of the users table, or None if unknown.
+        known_items: the item catalog, keyed by item id.
+        cfg: the sequence config.
+
+    Returns:
+        (the timeline, or None if no event survives; counts of what was dropped).
+    """
+    drops: collections.Counter = collections.Counter()
+    valid = []
+    for row in rows:
+        if row[F.ITEM_ID] in known_items:
+            valid.append(row)
+        else:
+            drops[DROP_UNKNOWN_ITEM] += 1
+    kept, n_dup = dedupe_events(valid)
+    drops[DROP_DUPLICATE_EVENT] += n_dup
+    if user_features is None:
+        drops[NOTE_UNKNOWN_USER] += len(kept)
+    labels = [int(is_positive(r, cfg.rating_threshold)) for r in kept]
+    splits = _assign_splits(kept, labels, cfg)
+    events = []
+    for i, (row, label, split) in enumerate(zip(kept, labels, splits, strict=False)):
+        if split is None:
+            drops[DROP_AFTER_EVAL_TARGET] += 1
+            continue
+        ts = row[F.TIMESTAMP]
+        before = [r[F.ITEM_ID] for r in kept[:i] if r[F.TIMESTAMP] < ts]
+        history = tuple(before[-cfg.history_length :])
+        events.append(Event(row[F.ITEM_ID], ts, label, split, history))
+    drops = collections.Counter({k: v for k, v in drops.items() if v})
+    if not events:
+        return None, drops
+    seen = frozenset(r[F.ITEM_ID] for r in kept)
+    return Timeline(user_id, dict(user_features or {}), tuple(events), seen), drops
+
+
+def train_item_ids(timeline: Timeline) -> Iterator[str]:
+    """Yields the item of every training event (for popularity counts)."""
+    for event in timeline.events:
+        if event.split == TRAIN:
+            yield event.item_id
+
+
+class NegativeSampler:
+    """Draws catalog items with probability proportional to count**power."""
+
+    def __init__(self, counts: Mapping[str, int], power: float):
+        items = sorted(item for item, count in counts.items() if count > 0)
+        if not items:
+            raise ValueError("no item has a training interaction: cannot sample negatives")
+        weights = np.array([counts[i] for i in items], dtype=np.float64) ** power
+        self.items = items
+        self.probs = weights / weights.sum()
+        self._cdf = np.cumsum(self.probs)
+        self._item_set = frozenset(items)
+
+    def sample(self, rng: np.random.Generator, n: int, exclude: frozenset) -> list[str]:
+        """Returns up to n distinct items, none in `exclude`, drawn without bias.
+
+        Rejection sampling: excluded items are redrawn, so the kept draws follow
+        the distribution restricted to the allowed items. Fewer than n come back
+        only when too few items are allowed.
+        """
+        chosen: list[str] = []
+        allowed = len(self.items) - len(self._item_set & exclude)
+        n = min(n, allowed)
+        for _ in range(64):
+            if len(chosen) >= n:
+                break
+            idx = np.searchsorted(self._cdf, rng.random(4 * (n - len(chosen)) + 8), side="right")
+            for j in np.minimum(idx, len(self.items) - 1):
+                item = self.items[j]
+                if item not in exclude and item not in chosen:
+                    chosen.append(item)
+                    if len(chosen) == n:
+                        break
+        return chosen
+
+
+def user_rng(seed: int, user_id: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the user (worker-independent)."""
+    digest = hashlib.sha256(f"{seed}:{user_id}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _item_features(item: Mapping[str, object]) -> dict:
+    genres = list(item.get(F.GENRES) or [])
+    return {
+        F.GENRES: genres,
+        F.PRIMARY_GENRE: genres[0] if genres else F.UNKNOWN,
+        F.YEAR: int(item.get(F.YEAR, F.MISSING_INT)),
+    }
+
+
+def _context(timeline: Timeline, event: Event, items: Mapping, cfg: SequenceConfig) -> dict:
+    """Features shared by an event and its negatives: user and history."""
+    uf = timeline.user_features
+    pad = cfg.history_length - len(event.history)
+    genres = [_item_features(items[i])[F.PRIMARY_GENRE] for i in event.history]
+    return {
+        F.USER_ID: timeline.user_id,
+        F.TIMESTAMP: event.timestamp,
+        F.AGE: int(uf.get(F.AGE, F.MISSING_INT)),
+        F.GENDER: str(uf.get(F.GENDER, F.UNKNOWN)),
+        F.OCCUPATION: str(uf.get(F.OCCUPATION, F.UNKNOWN)),
+        F.HISTORY_ITEM_IDS: list(event.history) + [F.PAD] * pad,
+        F.HISTORY_GENRES: genres + [F.PAD] * pad,
+        F.HISTORY_LENGTH_FEATURE: len(event.history),
+    }
+
+
+def emit_examples(
+    timeline: Timeline,
+    items: Mapping[str, Mapping[str, object]],
+    sampler: NegativeSampler | None,
+    cfg: SequenceConfig,
+    counts: collections.Counter | None = None,
+) -> Iterator[tuple[str, dict]]:
+    """Yields (split, example) for every kept event and its sampled negatives.
+
+    Every positive event gets cfg.negative_ratio negatives, drawn from items the
+    user never interacted with; they share the event's user, time and history.
+    `counts`, when given, counts negatives that could not all be drawn.
+    """
+    rng = user_rng(cfg.seed, timeline.user_id)
+    for event in timeline.events:
+        context = _context(timeline, event, items, cfg)
+        yield (
+            event.split,
+            {
+                **context,
+                F.ITEM_ID: event.item_id,
+                F.LABEL: event.label,
+                **_item_features(items[event.item_id]),
+            },
+        )
+        if not event.label or not cfg.negative_ratio or sampler is None:
+            continue
+        negatives = sampler.sample(rng, cfg.negative_ratio, timeline.seen)
+        if counts is not None and len(negatives) < cfg.negative_ratio:
+            counts[NOTE_NEGATIVES_SHORT] += cfg.negative_ratio - len(negatives)
+        for item_id in negatives:
+            yield (
+                event.split,
+                {
+                    **context,
+                    F.ITEM_ID: item_id,
+                    F.LABEL: 0,
+                    **_item_features(items[item_id]),
+                },
+            )
+
+
+def catalog_example(item: Mapping[str, object], count: int) -> dict:
+    """The catalog row of one item, with its training interaction count."""
+    return {
+        F.ITEM_ID: item[F.ITEM_ID],
+        F.TITLE: str(item.get(F.TITLE, "")),
+        **_item_features(item),
+        F.ITEM_COUNT: int(count),
+    }

@@ -1,0 +1,188 @@
+"""The Beam graph of BehaviorSequenceGen, built from the pure functions in `sequences`.
+
+Join: interactions and users are co-grouped by user; the item catalog is a
+side input (dict). Popularity counts over training events feed the negative
+sampler as a side input, so negatives never depend on eval events.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from collections.abc import Iterable
+
+import apache_beam as beam
+
+from components import example_codec
+from components.behavior_sequence_gen import sequences as S
+from schemas import features as F
+
+SPLIT_TRAIN, SPLIT_EVAL, SPLIT_CATALOG = S.TRAIN, S.EVAL, "catalog"
+REPORT_FILE = "report.json"
+DROPS = "drops"
+
+
+def _read(pipeline, name: str, pattern: str, table: str):
+    dtypes = example_codec.table_dtypes(table)
+    return (
+        pipeline
+        | f"Read{name}" >> beam.io.ReadFromTFRecord(pattern, coder=beam.coders.BytesCoder())
+        | f"Decode{name}" >> beam.Map(example_codec.decode, dtypes)
+    )
+
+
+def _first_by_key(rows, name: str, key: str, reason: str):
+    """Keeps one row per key (the smallest, for determinism); counts the rest."""
+
+    def pick(kv):
+        k, group = kv
+        group = sorted(group, key=lambda r: json.dumps(r, sort_keys=True))
+        if len(group) > 1:
+            yield beam.pvalue.TaggedOutput(DROPS, (reason, len(group) - 1))
+        yield k, group[0]
+
+    return (
+        rows
+        | f"Key{name}" >> beam.Map(lambda r: (r[key], r))
+        | f"Group{name}" >> beam.GroupByKey()
+        | f"Dedupe{name}" >> beam.FlatMap(pick).with_outputs(DROPS, main="rows")
+    )
+
+
+class _Timelines(beam.DoFn):
+    def __init__(self, cfg: S.SequenceConfig):
+        self._cfg = cfg
+
+    def process(self, kv, items):
+        user_id, grouped = kv
+        events, users = list(grouped["events"]), list(grouped["user"])
+        timeline, drops = S.build_timeline(
+            user_id, events, users[0] if users else None, items, self._cfg
+        )
+        for reason, n in drops.items():
+            yield beam.pvalue.TaggedOutput(DROPS, (reason, n))
+        if timeline is not None:
+            yield timeline
+
+
+class _Examples(beam.DoFn):
+    """Emits (split, serialized example); builds the sampler once per worker."""
+
+    def __init__(self, cfg: S.SequenceConfig):
+        self._cfg = cfg
+        self._sampler = None
+
+    def process(self, timeline, items, counts):
+        if self._sampler is None and self._cfg.negative_ratio > 0:
+            self._sampler = S.NegativeSampler(counts, self._cfg.negative_power)
+        notes = collections.Counter()
+        for split, row in S.emit_examples(timeline, items, self._sampler, self._cfg, notes):
+            yield split, example_codec.encode(row, F.SEQUENCE_FEATURES).SerializeToString()
+        for reason, n in notes.items():
+            yield beam.pvalue.TaggedOutput(DROPS, (reason, n))
+
+
+def _write(pcoll, name: str, uri: str, split: str):
+    return pcoll | f"Write{name}" >> beam.io.WriteToTFRecord(
+        os.path.join(uri, f"Split-{split}", "data_tfrecord"), file_name_suffix=".gz"
+    )
+
+
+def _merge_report(parts: Iterable[tuple[str, int]]) -> str:
+    total = collections.Counter()
+    for key, n in parts:
+        total[key] += n
+    return json.dumps(dict(sorted(total.items())), indent=2)
+
+
+def build(
+    pipeline, patterns: dict[str, str], examples_uri: str, catalog_uri: str, cfg: S.SequenceConfig
+) -> None:
+    """Adds the whole BehaviorSequenceGen graph to `pipeline`.
+
+    Args:
+        pipeline: a beam.Pipeline.
+        patterns: file pattern per table (F.INTERACTIONS, F.ITEMS, optional F.USERS).
+        examples_uri: where Split-train / Split-eval and report.json go.
+        catalog_uri: where Split-catalog goes.
+        cfg: the sequence config.
+    """
+    items = _first_by_key(
+        _read(pipeline, "Items", patterns[F.ITEMS], F.ITEMS),
+        "Items",
+        F.ITEM_ID,
+        S.DROP_DUPLICATE_ITEM_ROW,
+    )
+    items_side = beam.pvalue.AsDict(items.rows)
+    events = _read(pipeline, "Events", patterns[F.INTERACTIONS], F.INTERACTIONS)
+    events_kv = events | "KeyEvents" >> beam.Map(lambda r: (r[F.USER_ID], r))
+    drops = [
+        items[DROPS],
+        events
+        | "CountEvents" >> beam.combiners.Count.Globally()
+        | "NameEvents" >> beam.Map(lambda n: ("events_read", n)),
+    ]
+    if patterns.get(F.USERS):
+        users = _first_by_key(
+            _read(pipeline, "Users", patterns[F.USERS], F.USERS),
+            "Users",
+            F.USER_ID,
+            S.DROP_DUPLICATE_USER_ROW,
+        )
+        users_kv = users.rows
+        drops.append(users[DROPS])
+    else:
+        users_kv = pipeline | "NoUsers" >> beam.Create([])
+    grouped = {"events": events_kv, "user": users_kv} | "JoinUsers" >> beam.CoGroupByKey()
+    timelines = grouped | "Timelines" >> beam.ParDo(_Timelines(cfg), items_side).with_outputs(
+        DROPS, main="timelines"
+    )
+    drops.append(timelines[DROPS])
+    counts = (
+        timelines.timelines
+        | "TrainItems" >> beam.FlatMap(S.train_item_ids)
+        | "CountItems" >> beam.combiners.Count.PerElement()
+    )
+    counts_side = beam.pvalue.AsDict(counts)
+    examples = timelines.timelines | "Examples" >> beam.ParDo(
+        _Examples(cfg), items_side, counts_side
+    ).with_outputs(DROPS, main="examples")
+    drops.append(examples[DROPS])
+    for split in (SPLIT_TRAIN, SPLIT_EVAL):
+        rows = (
+            examples.examples
+            | f"Filter{split}" >> beam.Filter(lambda kv, s: kv[0] == s, split)
+            | f"Value{split}" >> beam.Values()
+        )
+        _write(rows, split, examples_uri, split)
+        drops.append(
+            rows
+            | f"Count{split}" >> beam.combiners.Count.Globally()
+            | f"Name{split}" >> beam.Map(lambda n, s: (f"{s}_examples", n), split)
+        )
+    catalog = items.rows | "Catalog" >> beam.Map(
+        lambda kv, c: example_codec.encode(
+            S.catalog_example(kv[1], c.get(kv[0], 0)), F.CATALOG_FEATURES
+        ).SerializeToString(),
+        counts_side,
+    )
+    _write(catalog, "Catalog", catalog_uri, SPLIT_CATALOG)
+    drops.append(
+        catalog
+        | "CountCatalog" >> beam.combiners.Count.Globally()
+        | "NameCatalog" >> beam.Map(lambda n: ("catalog_items", n))
+    )
+    drops.append(
+        timelines.timelines
+        | "CountUsers" >> beam.combiners.Count.Globally()
+        | "NameUsers" >> beam.Map(lambda n: ("users", n))
+    )
+    (
+        drops
+        | "FlattenReport" >> beam.Flatten()
+        | "MergeReport" >> beam.combiners.ToList()
+        | "FormatReport" >> beam.Map(_merge_report)
+        | "WriteReport"
+        >> beam.io.WriteToText(os.path.join(examples_uri, REPORT_FILE), shard_name_template="")
+    )

@@ -1,0 +1,1 @@
+"""StrictExampleValidator: TFX's ExampleValidator that stops the pipeline on anomalies."""

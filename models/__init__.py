@@ -1,0 +1,1 @@
+"""Models: the Transform preprocessing_fn, retrieval/, ranking/ and serving/."""

@@ -1,0 +1,1 @@
+"""The pipeline: config, create_pipeline(config), runners and the CLI."""

@@ -1,0 +1,141 @@
+"""The command line: `python -m pipeline run --runner local|beam --data SOURCE[:PATH]`.
+
+Examples:
+    python -m pipeline run                                   # synthetic, default size
+    python -m pipeline run --data synthetic:tiny --runner beam
+    python -m pipeline run --data movielens-100k:../shared/data/ml-100k
+    python -m pipeline run --data csv:/data/shop \\
+        --column-mapping '{"interactions": {"user_id": "customer", "item_id": "sku"}}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTOFF, SequenceConfig
+from pipeline import config as C
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_data(spec: str, work_dir: str, seed: int) -> tuple[str, str]:
+    """`synthetic[:SIZE]`, `movielens-100k:PATH`, `movielens-1m:PATH` or `csv:PATH`."""
+    source, _, arg = spec.partition(":")
+    if source == C.SYNTHETIC:
+        from pipeline.sources import synthetic
+
+        size = arg or "default"
+        if size not in synthetic.SIZES:
+            raise ValueError(f"--data synthetic:{size}: sizes are {sorted(synthetic.SIZES)}")
+        path = os.path.join(work_dir, "data", f"synthetic-{size}-seed{seed}")
+        synthetic.ensure_synthetic(path, size, seed=seed)
+        return source, path
+    if source not in C.SOURCES:
+        raise ValueError(f"--data {spec!r}: the source must be one of {C.SOURCES}")
+    if not arg:
+        raise ValueError(f"--data {source}: give the directory, e.g. --data {source}:/path/to/dir")
+    return source, os.path.abspath(arg)
+
+
+def build_config(args: argparse.Namespace) -> C.PipelineConfig:
+    """Turns parsed arguments into a validated PipelineConfig."""
+    work_dir = os.path.abspath(args.work_dir)
+    source, path = parse_data(args.data, work_dir, args.seed)
+    data = C.DataConfig(
+        source=source,
+        path=path,
+        column_mapping=json.loads(args.column_mapping),
+        delimiter=args.delimiter,
+        interaction_span=args.span,
+    )
+    sequences = SequenceConfig(
+        history_length=args.history_length,
+        rating_threshold=None if args.implicit else args.rating_threshold,
+        negative_ratio=args.negative_ratio,
+        split=args.split,
+        cutoff_timestamp=args.cutoff,
+        seed=args.seed,
+    )
+    tag = args.data.replace(":", "-").replace("/", "_").strip("_.")[:60]
+    run_dir = os.path.join(work_dir, "runs", tag)
+    return C.PipelineConfig(
+        data=data,
+        sequences=sequences,
+        name=args.name,
+        pipeline_root=os.path.join(run_dir, "pipeline_root"),
+        metadata_path=os.path.join(run_dir, "metadata.sqlite"),
+        beam_pipeline_args=tuple(args.beam_arg),
+        enable_cache=not args.no_cache,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline and print a summary")
+    run.add_argument("--runner", choices=("local", "beam"), default="local")
+    run.add_argument(
+        "--data",
+        default="synthetic",
+        help="synthetic[:tiny|small|default] | movielens-100k:PATH | "
+        "movielens-1m:PATH | csv:PATH",
+    )
+    run.add_argument("--work-dir", default=".work", help="pipeline root, MLMD, generated data")
+    run.add_argument("--name", default="recsys")
+    run.add_argument(
+        "--column-mapping", default="{}", help="JSON {table: {canonical: your_column}}"
+    )
+    run.add_argument("--delimiter", default=",")
+    run.add_argument("--span", type=int, help="the span of interactions to read (default: latest)")
+    run.add_argument("--history-length", type=int, default=SequenceConfig.history_length)
+    run.add_argument("--rating-threshold", type=float, default=SequenceConfig.rating_threshold)
+    run.add_argument("--implicit", action="store_true", help="every event is positive")
+    run.add_argument("--negative-ratio", type=int, default=SequenceConfig.negative_ratio)
+    run.add_argument("--split", choices=(LEAVE_LAST_OUT, TIME_CUTOFF), default=LEAVE_LAST_OUT)
+    run.add_argument("--cutoff", type=int, help="timestamp of the global cutoff (time_cutoff)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--beam-arg",
+        action="append",
+        default=[],
+        help="a Beam pipeline arg, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
+    )
+    run.add_argument("--no-cache", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        config = build_config(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # Beam worker processes import the project's modules by dotted path.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])
+    )
+    from pipeline import beam_runner, local_runner, summary
+
+    print(
+        f"Running '{config.name}' with the {args.runner} runner on {args.data} "
+        f"(artifacts under {config.pipeline_root}) ...",
+        flush=True,
+    )
+    start = time.time()
+    (beam_runner if args.runner == "beam" else local_runner).run(config)
+    result = summary.collect(config)
+    result["wall_s"] = round(time.time() - start, 1)
+    with open(os.path.join(os.path.dirname(config.pipeline_root), "summary.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print("\n" + summary.render(result, config) + f"\n  wall time: {result['wall_s']} s")
+    return 0

@@ -1,0 +1,118 @@
+"""Frozen config dataclasses. Invalid config fails here, naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from collections.abc import Mapping
+
+from components.behavior_sequence_gen.sequences import SequenceConfig
+from schemas import features as F
+
+SYNTHETIC, CSV, ML_100K, ML_1M = "synthetic", "csv", "movielens-100k", "movielens-1m"
+SOURCES = (SYNTHETIC, CSV, ML_100K, ML_1M)
+SPAN_PATTERNS = {t: f"{t}/span-{{SPAN}}/*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
+FLAT_PATTERNS = {t: f"{t}*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
+MOVIELENS_FILES = {
+    ML_100K: {F.INTERACTIONS: "u.data", F.ITEMS: "u.item", F.USERS: "u.user"},
+    ML_1M: {F.INTERACTIONS: "ratings.dat", F.ITEMS: "movies.dat", F.USERS: "users.dat"},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the three raw tables come from.
+
+    Attributes:
+        source: SYNTHETIC, CSV, ML_100K or ML_1M (the file format).
+        path: the directory holding the tables.
+        column_mapping: per table, {canonical column: column in the file}.
+        delimiter: the CSV delimiter.
+        interaction_span: the span of interactions to read; None reads the
+            latest span (or the only files, without spans). ExampleGen reads one
+            span per run; later runs add the newer spans.
+    """
+
+    source: str = SYNTHETIC
+    path: str = ""
+    column_mapping: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
+    delimiter: str = ","
+    interaction_span: int | None = None
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"data.source must be one of {SOURCES}, got {self.source!r}")
+        if not self.path:
+            raise ValueError("data.path is empty: give the directory holding the tables")
+        if "://" not in self.path and not os.path.isdir(self.path):
+            raise ValueError(f"data.path {self.path!r} is not a directory")
+        for table, mapping in self.column_mapping.items():
+            if table not in F.TABLES:
+                raise ValueError(
+                    f"data.column_mapping: unknown table {table!r}; "
+                    f"tables are {sorted(F.TABLES)}"
+                )
+            known = {c.name for c in F.TABLES[table]}
+            for name in mapping:
+                if name not in known:
+                    raise ValueError(
+                        f"data.column_mapping[{table!r}]: unknown column {name!r}; "
+                        f"columns are {sorted(known)}"
+                    )
+        if self.interaction_span is not None and self.interaction_span < 0:
+            raise ValueError(f"data.interaction_span must be >= 0, got {self.interaction_span}")
+
+    @property
+    def fmt(self) -> str:
+        """The file format the table readers use."""
+        return CSV if self.source == SYNTHETIC else self.source
+
+    def patterns(self) -> dict[str, str]:
+        """File pattern per table, relative to `path`; the users table is optional."""
+        if self.source in MOVIELENS_FILES:
+            names = MOVIELENS_FILES[self.source]
+        elif self._has_spans():
+            names = SPAN_PATTERNS
+        else:
+            names = FLAT_PATTERNS
+        return {
+            t: p for t, p in names.items() if t != F.USERS or "://" in self.path or self._exists(p)
+        }
+
+    def _has_spans(self) -> bool:
+        return "://" in self.path or bool(
+            glob.glob(os.path.join(self.path, F.INTERACTIONS, "span-*"))
+        )
+
+    def _exists(self, pattern: str) -> bool:
+        return bool(glob.glob(os.path.join(self.path, pattern.replace("{SPAN}", "*"))))
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs.
+
+    Attributes:
+        data: the raw tables.
+        sequences: BehaviorSequenceGen's config.
+        pipeline_root: where artifacts go.
+        metadata_path: the SQLite MLMD file (local runners).
+        name: the pipeline name.
+        beam_pipeline_args: passed to every Beam-based component.
+        enable_cache: reuse outputs of unchanged components.
+    """
+
+    data: DataConfig
+    pipeline_root: str
+    metadata_path: str = ""
+    sequences: SequenceConfig = SequenceConfig()
+    name: str = "recsys"
+    beam_pipeline_args: tuple[str, ...] = ()
+    enable_cache: bool = True
+
+    def __post_init__(self):
+        if not self.pipeline_root:
+            raise ValueError("pipeline_root is empty")
+        if not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")

@@ -1,0 +1,1 @@
+"""Data sources that produce the raw tables of the data contract."""

@@ -1,0 +1,114 @@
+"""A short, readable summary of the latest pipeline run, read from MLMD."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import PipelineConfig
+from schemas import features as F
+
+STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+SEQUENCE_NODE, TRANSFORM_NODE = "BehaviorSequenceGen", "Transform"
+COUNT_KEYS = ("events_read", "users", "catalog_items", "train_examples", "eval_examples")
+
+
+def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+    conn = metadata_store_pb2.ConnectionConfig()
+    conn.sqlite.filename_uri = config.metadata_path
+    conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(conn)
+
+
+def _latest_run_executions(store) -> dict[str, metadata_store_pb2.Execution]:
+    """Node id -> its execution in the most recent pipeline run."""
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        return {}
+    latest = max(runs, key=lambda c: c.create_time_since_epoch)
+    run_ids = {e.id for e in store.get_executions_by_context(latest.id)}
+    result = {}
+    for node in store.get_contexts_by_type("node"):
+        for execution in store.get_executions_by_context(node.id):
+            if execution.id in run_ids:
+                result[node.name.split(".", 1)[-1]] = execution
+    return result
+
+
+def _outputs(store, execution) -> list[metadata_store_pb2.Artifact]:
+    events = store.get_events_by_execution_ids([execution.id])
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids)
+
+
+def collect(config: PipelineConfig) -> dict:
+    """Per-component state and seconds, the data counts and drops, vocabulary size."""
+    store = _store(config)
+    runs = _latest_run_executions(store)
+    summary = {"components": {}, "counts": {}, "drops": {}}
+    for node, ex in sorted(runs.items(), key=lambda kv: kv[1].create_time_since_epoch):
+        seconds = (ex.last_update_time_since_epoch - ex.create_time_since_epoch) / 1000
+        summary["components"][node] = {
+            "state": STATES[ex.last_known_state],
+            "seconds": round(seconds, 1),
+        }
+    if SEQUENCE_NODE in runs:
+        for artifact in _outputs(store, runs[SEQUENCE_NODE]):
+            report_path = os.path.join(artifact.uri, "report.json")
+            if os.path.exists(report_path):
+                report = json.load(open(report_path))
+                summary["counts"] = {k: report.get(k, 0) for k in COUNT_KEYS}
+                summary["drops"] = {k: v for k, v in report.items() if k not in COUNT_KEYS}
+    if TRANSFORM_NODE in runs:
+        summary["vocabularies"] = _vocabulary_sizes(store, runs[TRANSFORM_NODE])
+    return summary
+
+
+def _vocabulary_sizes(store, execution) -> dict[str, int]:
+    import tensorflow_transform as tft  # heavy: only when Transform ran
+
+    for artifact in _outputs(store, execution):
+        if os.path.exists(os.path.join(artifact.uri, "transform_fn")):
+            out = tft.TFTransformOutput(artifact.uri)
+            return {
+                name: out.vocabulary_size_by_name(name)
+                for name in (F.ITEM_VOCAB, F.USER_VOCAB, F.GENRE_VOCAB)
+            }
+    return {}
+
+
+def render(summary: dict, config: PipelineConfig) -> str:
+    """The summary as a few lines of text."""
+    lines = [
+        f"Pipeline '{config.name}' on {config.data.source} ({config.data.path})",
+        "",
+        f"  {'component':<34}{'state':<10}{'seconds':>8}",
+    ]
+    for node, info in summary["components"].items():
+        lines.append(f"  {node:<34}{info['state']:<10}{info['seconds']:>8.1f}")
+    total = sum(i["seconds"] for i in summary["components"].values())
+    lines.append(f"  {'total':<44}{total:>8.1f}")
+    c = summary["counts"]
+    if c:
+        lines += [
+            "",
+            f"  events read {c['events_read']:,} · users {c['users']:,} · "
+            f"catalog items {c['catalog_items']:,}",
+            f"  sequence examples: train {c['train_examples']:,} · "
+            f"eval {c['eval_examples']:,} (with sampled negatives)",
+        ]
+        drops = ", ".join(f"{k} {v:,}" for k, v in summary["drops"].items()) or "none"
+        lines.append(f"  dropped or noted: {drops}")
+    validator = summary["components"].get("StrictExampleValidator", {}).get("state")
+    lines.append(f"  anomalies: {'none' if validator in ('COMPLETE', 'CACHED') else 'see above'}")
+    if summary.get("vocabularies"):
+        v = summary["vocabularies"]
+        lines.append(
+            f"  vocabularies: items {v[F.ITEM_VOCAB]:,} (+{F.ITEM_OOV_BUCKETS} OOV), "
+            f"users {v[F.USER_VOCAB]:,}, genres {v[F.GENRE_VOCAB]:,}"
+        )
+    lines.append(f"  artifacts: {config.pipeline_root}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The feature contract shared by every stage of the pipeline."""

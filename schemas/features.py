@@ -1,0 +1,142 @@
+"""Feature names, types, vocabulary settings and history length.
+
+This module is the single place where a feature name is spelled out
+(DESIGN §3). Every other module imports the constants below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# ---------------------------------------------------------------------------
+# Raw tables (DESIGN §3).
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+RATING = "rating"
+TIMESTAMP = "timestamp"
+
+TITLE = "title"
+GENRES = "genres"
+YEAR = "year"
+
+AGE = "age"
+GENDER = "gender"
+OCCUPATION = "occupation"
+
+GENRE_SEPARATOR = "|"
+
+INT, FLOAT, STRING, STRING_LIST = "int", "float", "string", "string_list"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of a raw table.
+
+    Attributes:
+        name: canonical column name.
+        dtype: one of INT, FLOAT, STRING, STRING_LIST (pipe-separated).
+        required: whether the column must be present in the input.
+    """
+
+    name: str
+    dtype: str
+    required: bool
+
+
+INTERACTIONS, ITEMS, USERS = "interactions", "items", "users"
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    INTERACTIONS: (
+        Column(USER_ID, STRING, True),
+        Column(ITEM_ID, STRING, True),
+        Column(RATING, FLOAT, False),
+        Column(TIMESTAMP, INT, True),
+    ),
+    ITEMS: (
+        Column(ITEM_ID, STRING, True),
+        Column(TITLE, STRING, False),
+        Column(GENRES, STRING_LIST, False),
+        Column(YEAR, INT, False),
+    ),
+    USERS: (
+        Column(USER_ID, STRING, True),
+        Column(AGE, INT, False),
+        Column(GENDER, STRING, False),
+        Column(OCCUPATION, STRING, False),
+    ),
+}
+
+# Key of each table: rows are joined on it.
+TABLE_KEYS = {INTERACTIONS: (USER_ID, ITEM_ID, TIMESTAMP), ITEMS: (ITEM_ID,), USERS: (USER_ID,)}
+
+# ---------------------------------------------------------------------------
+# Sequence examples written by BehaviorSequenceGen (one per event or sampled
+# negative). History features are padded with PAD to HISTORY_LENGTH, most
+# recent item last.
+LABEL = "label"
+HISTORY_ITEM_IDS = "history_item_ids"
+HISTORY_GENRES = "history_genres"  # primary genre of each history item
+HISTORY_LENGTH_FEATURE = "history_length"
+PRIMARY_GENRE = "genre"
+
+HISTORY_LENGTH = 20
+PAD = ""
+UNKNOWN = "__unknown__"  # written for a missing categorical value
+MISSING_INT = -1  # written for a missing int (age, year)
+
+# Raw features of a sequence example and their dtype. The curated
+# schemas/schema.pbtxt states the same contract for TFDV.
+SEQUENCE_FEATURES: dict[str, str] = {
+    USER_ID: STRING,
+    ITEM_ID: STRING,
+    TIMESTAMP: INT,
+    LABEL: INT,
+    AGE: INT,
+    GENDER: STRING,
+    OCCUPATION: STRING,
+    GENRES: STRING_LIST,
+    PRIMARY_GENRE: STRING,
+    YEAR: INT,
+    HISTORY_ITEM_IDS: STRING_LIST,
+    HISTORY_GENRES: STRING_LIST,
+    HISTORY_LENGTH_FEATURE: INT,
+}
+FIXED_LENGTH_LISTS = (HISTORY_ITEM_IDS, HISTORY_GENRES)
+
+# Catalog examples (BehaviorSequenceGen's catalog output): one per item.
+ITEM_COUNT = "item_count"  # interactions of the item in the training split
+CATALOG_FEATURES: dict[str, str] = {
+    ITEM_ID: STRING,
+    TITLE: STRING,
+    GENRES: STRING_LIST,
+    PRIMARY_GENRE: STRING,
+    YEAR: INT,
+    ITEM_COUNT: INT,
+}
+
+# ---------------------------------------------------------------------------
+# Transform: vocabularies and transformed feature names.
+ITEM_VOCAB = "item_id_vocab"  # shared by item_id and history_item_ids
+ITEM_POSITIVE_FREQ_VOCAB = "item_id_positive_frequency"  # for log-Q
+USER_VOCAB = "user_id_vocab"
+GENRE_VOCAB = "genre_vocab"  # shared by genres, genre and history_genres
+GENDER_VOCAB = "gender_vocab"
+OCCUPATION_VOCAB = "occupation_vocab"
+
+ITEM_OOV_BUCKETS = 10
+USER_OOV_BUCKETS = 10
+CATEGORY_OOV_BUCKETS = 1
+
+AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
+YEAR_MIN, YEAR_MAX = 1900, 2030
+
+
+def transformed_name(name: str) -> str:
+    """Returns the name of a transformed feature, e.g. `item_id_idx`."""
+    return f"{name}_idx"
+
+
+HISTORY_MASK = "history_mask"
+HOUR_OF_DAY = "hour_of_day"
+DAY_OF_WEEK = "day_of_week"
+YEAR_NORMALIZED = "year_normalized"

@@ -1,0 +1,169 @@
+"""Hand-derived tests of the sequence builder (no Beam, no TFX)."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from components.behavior_sequence_gen import sequences as S
+from schemas import features as F
+
+ITEMS = {
+    i: {F.ITEM_ID: i, F.GENRES: [g], F.YEAR: 1990 + n}
+    for n, (i, g) in enumerate(zip("ABCDEFGHIJ", ["Action", "Drama"] * 5, strict=False))
+}
+
+
+def ev(user, ts, item, rating):
+    return {F.USER_ID: user, F.TIMESTAMP: ts, F.ITEM_ID: item, F.RATING: float(rating)}
+
+
+# Three users, worked out by hand (threshold 4):
+# u1: A(10,5) B(20,3) C(30,4) D(40,2): last positive C is eval; D comes after it.
+# u2: B(5,4) A(5,5) C(15,5) C(15,5) dup, E(25,1), Z(35,5) unknown item.
+#     Sorted (ts, item): A B C E; A and B share t=5, so B's history is empty.
+# u3: A(1,1) B(2,2): no positive event, so not scored: all train.
+THREE_USERS = {
+    "u1": [ev("u1", 10, "A", 5), ev("u1", 20, "B", 3), ev("u1", 30, "C", 4), ev("u1", 40, "D", 2)],
+    "u2": [
+        ev("u2", 5, "B", 4),
+        ev("u2", 5, "A", 5),
+        ev("u2", 15, "C", 5),
+        ev("u2", 15, "C", 5),
+        ev("u2", 25, "E", 1),
+        ev("u2", 35, "Z", 5),
+    ],
+    "u3": [ev("u3", 1, "A", 1), ev("u3", 2, "B", 2)],
+}
+
+
+def summarize(timeline):
+    return [(e.item_id, e.label, e.split, e.history) for e in timeline.events]
+
+
+def test_three_users_leave_last_out():
+    cfg = S.SequenceConfig(history_length=3)
+    got, drops = {}, collections.Counter()
+    for user, rows in THREE_USERS.items():
+        timeline, d = S.build_timeline(user, rows, {F.AGE: 30}, ITEMS, cfg)
+        got[user] = summarize(timeline)
+        drops += d
+    assert got["u1"] == [
+        ("A", 1, "train", ()),
+        ("B", 0, "train", ("A",)),
+        ("C", 1, "eval", ("A", "B")),
+    ]
+    assert got["u2"] == [("A", 1, "train", ()), ("B", 1, "train", ()), ("C", 1, "eval", ("A", "B"))]
+    assert got["u3"] == [("A", 0, "train", ()), ("B", 0, "train", ("A",))]
+    assert drops == {S.DROP_AFTER_EVAL_TARGET: 2, S.DROP_DUPLICATE_EVENT: 1, S.DROP_UNKNOWN_ITEM: 1}
+
+
+def test_history_keeps_last_n_and_pads():
+    cfg = S.SequenceConfig(history_length=1, negative_ratio=0)
+    timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], None, ITEMS, cfg)
+    assert timeline.events[-1].history == ("B",)
+    examples = list(S.emit_examples(timeline, ITEMS, None, cfg))
+    assert [(s, x[F.ITEM_ID], x[F.HISTORY_ITEM_IDS], x[F.HISTORY_GENRES]) for s, x in examples] == [
+        ("train", "A", [""], [""]),
+        ("train", "B", ["A"], ["Action"]),
+        ("eval", "C", ["B"], ["Drama"]),
+    ]
+    assert examples[0][1][F.GENDER] == F.UNKNOWN and examples[0][1][F.AGE] == F.MISSING_INT
+
+
+def test_implicit_log_every_event_positive():
+    rows = [{k: v for k, v in r.items() if k != F.RATING} for r in THREE_USERS["u1"]]
+    timeline, drops = S.build_timeline(
+        "u1", rows, {}, ITEMS, S.SequenceConfig(rating_threshold=None)
+    )
+    assert summarize(timeline)[-1] == ("D", 1, "eval", ("A", "B", "C"))
+    assert [e.label for e in timeline.events] == [1, 1, 1, 1] and not drops
+
+
+def test_time_cutoff_split():
+    cfg = S.SequenceConfig(split=S.TIME_CUTOFF, cutoff_timestamp=30)
+    timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], {}, ITEMS, cfg)
+    assert [(e.item_id, e.split) for e in timeline.events] == [
+        ("A", "train"),
+        ("B", "train"),
+        ("C", "eval"),
+        ("D", "eval"),
+    ]
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="cutoff_timestamp"):
+        S.SequenceConfig(split=S.TIME_CUTOFF)
+    with pytest.raises(ValueError, match="history_length"):
+        S.SequenceConfig(history_length=0)
+    with pytest.raises(ValueError, match="split"):
+        S.SequenceConfig(split="random")
+
+
+@pytest.mark.parametrize("split", [S.LEAVE_LAST_OUT, S.TIME_CUTOFF])
+def test_no_eval_event_in_any_train_history(split):
+    rng = np.random.default_rng(7)
+    catalog = {f"i{k}": {F.ITEM_ID: f"i{k}", F.GENRES: ["G"]} for k in range(300)}
+    cfg = S.SequenceConfig(split=split, cutoff_timestamp=500, history_length=50)
+    n_eval = 0
+    for u in range(200):
+        items = rng.choice(300, size=rng.integers(1, 40), replace=False)
+        rows = [ev(f"u{u}", int(rng.integers(0, 1000)), f"i{k}", rng.integers(1, 6)) for k in items]
+        timeline, _ = S.build_timeline(f"u{u}", rows, {}, catalog, cfg)
+        if timeline is None:
+            continue
+        eval_events = [e for e in timeline.events if e.split == S.EVAL]
+        n_eval += len(eval_events)
+        first_eval = min((e.timestamp for e in eval_events), default=None)
+        for e in timeline.events:
+            if e.split == S.TRAIN:
+                assert not {x.item_id for x in eval_events} & set(e.history)
+                assert first_eval is None or e.timestamp <= first_eval
+    assert n_eval > 50  # the property was exercised
+
+
+def test_negatives_never_seen_and_share_context():
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=2)
+    timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], {}, ITEMS, cfg)
+    sampler = S.NegativeSampler({i: 1 for i in ITEMS}, power=0.75)
+    examples = list(S.emit_examples(timeline, ITEMS, sampler, cfg))
+    # A (train, positive) + 2 negatives, B (negative label) alone, C (eval) + 2 negatives.
+    assert [(s, x[F.LABEL]) for s, x in examples] == [
+        ("train", 1),
+        ("train", 0),
+        ("train", 0),
+        ("train", 0),
+        ("eval", 1),
+        ("eval", 0),
+        ("eval", 0),
+    ]
+    negatives = [x for _, x in examples if x[F.LABEL] == 0 and x[F.ITEM_ID] != "B"]
+    assert not {x[F.ITEM_ID] for x in negatives} & {"A", "B", "C", "D"}  # D seen after target
+    assert [x[F.HISTORY_ITEM_IDS] for x in negatives[2:]] == [["A", "B", ""]] * 2
+    again = list(S.emit_examples(timeline, ITEMS, sampler, cfg))
+    assert again == examples  # deterministic by seed and user
+
+
+def test_negative_distribution_follows_count_power():
+    # counts 1, 16, 81, 256 -> count**0.75 = 1, 8, 27, 64 -> probabilities /100.
+    sampler = S.NegativeSampler({"a": 1, "b": 16, "c": 81, "d": 256, "cold": 0}, power=0.75)
+    np.testing.assert_allclose(sampler.probs, [0.01, 0.08, 0.27, 0.64])
+    rng = np.random.default_rng(0)
+    draws = collections.Counter(sampler.sample(rng, 1, frozenset())[0] for _ in range(20000))
+    freq = np.array([draws[k] for k in "abcd"]) / 20000
+    # Binomial std at p=0.64, n=20000 is 0.0034; 0.015 is over 4 sigma.
+    np.testing.assert_allclose(freq, [0.01, 0.08, 0.27, 0.64], atol=0.015)
+    assert "cold" not in draws
+    # Excluding d renormalises over the rest: 1/36, 8/36, 27/36.
+    draws = collections.Counter(sampler.sample(rng, 1, frozenset({"d"}))[0] for _ in range(20000))
+    freq = np.array([draws[k] for k in "abc"]) / 20000
+    np.testing.assert_allclose(freq, np.array([1, 8, 27]) / 36, atol=0.015)
+    assert draws["d"] == 0
+
+
+def test_sampler_returns_fewer_when_catalog_exhausted():
+    sampler = S.NegativeSampler({"a": 1, "b": 2}, power=0.75)
+    got = sampler.sample(np.random.default_rng(0), 5, frozenset({"a"}))
+    assert got == ["b"]
+    with pytest.raises(ValueError, match="no item has a training interaction"):
+        S.NegativeSampler({"a": 0}, power=0.75)

@@ -1,0 +1,124 @@
+"""The BehaviorSequenceGen Beam graph on the hand-built three-user example."""
+
+import glob
+import json
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+
+from components import example_codec
+from components.behavior_sequence_gen import sequences as S
+from components.behavior_sequence_gen import transforms
+from schemas import features as F
+
+from .test_sequences import ITEMS, THREE_USERS
+
+# A fourth user whose training items (F, G) give the others something to sample.
+U4 = [{F.USER_ID: "u4", F.TIMESTAMP: t, F.ITEM_ID: i, F.RATING: 5.0} for t, i in enumerate("FGH")]
+
+
+def write_table(path, rows, table):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as w:
+        for row in rows:
+            w.write(
+                example_codec.encode(row, example_codec.table_dtypes(table)).SerializeToString()
+            )
+    return path
+
+
+def read_split(uri, split, dtypes):
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*.gz"))
+    return [
+        example_codec.decode(r.numpy(), dtypes)
+        for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+    ]
+
+
+def run(tmp_path, cfg, users=True):
+    events = [r for rows in THREE_USERS.values() for r in rows] + U4
+    patterns = {
+        F.INTERACTIONS: write_table(str(tmp_path / "in/events.tfr"), events, F.INTERACTIONS),
+        F.ITEMS: write_table(
+            str(tmp_path / "in/items.tfr"), list(ITEMS.values()) + [ITEMS["A"]], F.ITEMS
+        ),
+    }
+    if users:
+        patterns[F.USERS] = write_table(
+            str(tmp_path / "in/users.tfr"),
+            [
+                {F.USER_ID: "u1", F.AGE: 31, F.GENDER: "F", F.OCCUPATION: "artist"},
+                {F.USER_ID: "u2", F.AGE: 22},
+            ],
+            F.USERS,
+        )
+    out, cat = str(tmp_path / "examples"), str(tmp_path / "catalog")
+    with beam.Pipeline() as p:
+        transforms.build(p, patterns, out, cat, cfg)
+    return out, cat
+
+
+def test_graph_matches_hand_built_example(tmp_path):
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=1)
+    out, cat = run(tmp_path, cfg)
+    train = read_split(out, "train", F.SEQUENCE_FEATURES)
+    evals = read_split(out, "eval", F.SEQUENCE_FEATURES)
+    # Real events (label 1, or label 0 from a low rating) of the worked example.
+    positives_train = [
+        (x[F.USER_ID], x[F.ITEM_ID], tuple(x[F.HISTORY_ITEM_IDS])) for x in train if x[F.LABEL] == 1
+    ]
+    assert sorted(positives_train) == [
+        ("u1", "A", ("", "", "")),
+        ("u2", "A", ("", "", "")),
+        ("u2", "B", ("", "", "")),
+        ("u4", "F", ("", "", "")),
+        ("u4", "G", ("F", "", "")),
+    ]
+    assert sorted(
+        (x[F.USER_ID], x[F.ITEM_ID], tuple(x[F.HISTORY_ITEM_IDS])) for x in evals if x[F.LABEL] == 1
+    ) == [("u1", "C", ("A", "B", "")), ("u2", "C", ("A", "B", "")), ("u4", "H", ("F", "G", ""))]
+    # Training counts: A 3, B 3, F 1, G 1; only these can be negatives. u1 and u2 saw A and B,
+    # so their negatives are F or G; u4's are A or B. One per positive: 5 train, 3 eval.
+    negatives = [
+        x
+        for x in train + evals
+        if x[F.LABEL] == 0 and x[F.USER_ID] != "u3" and (x[F.USER_ID], x[F.ITEM_ID]) != ("u1", "B")
+    ]
+    assert len(negatives) == 8
+    assert all(x[F.ITEM_ID] in ("F", "G") for x in negatives if x[F.USER_ID] in ("u1", "u2"))
+    assert all(x[F.ITEM_ID] in ("A", "B") for x in negatives if x[F.USER_ID] == "u4")
+    assert sum(x[F.LABEL] == 0 for x in train) == 5 + 3  # + real label-0 events u1:B, u3:A, u3:B
+    u1 = next(x for x in evals if x[F.USER_ID] == "u1")
+    assert (u1[F.AGE], u1[F.GENDER], u1[F.OCCUPATION]) == (31, "F", "artist")
+    u3 = next(x for x in train if x[F.USER_ID] == "u3")
+    assert (u3[F.AGE], u3[F.GENDER]) == (F.MISSING_INT, F.UNKNOWN)  # unknown user kept
+
+    report = json.load(open(os.path.join(out, transforms.REPORT_FILE)))
+    assert report == {
+        S.DROP_AFTER_EVAL_TARGET: 2,
+        S.DROP_DUPLICATE_EVENT: 1,
+        S.DROP_UNKNOWN_ITEM: 1,
+        S.DROP_DUPLICATE_ITEM_ROW: 1,
+        S.NOTE_UNKNOWN_USER: 5,
+        "train_examples": len(train),
+        "eval_examples": len(evals),
+        "catalog_items": len(ITEMS),
+        "users": 4,
+        "events_read": 15,
+    }
+    catalog = {x[F.ITEM_ID]: x for x in read_split(cat, "catalog", F.CATALOG_FEATURES)}
+    # Training events per item: A (u1, u2, u3), B (u1, u2, u3), F and G (u4).
+    assert {k: v[F.ITEM_COUNT] for k, v in catalog.items() if v[F.ITEM_COUNT]} == {
+        "A": 3,
+        "B": 3,
+        "F": 1,
+        "G": 1,
+    }
+    assert catalog["B"][F.PRIMARY_GENRE] == "Drama"
+
+
+def test_graph_without_users_table(tmp_path):
+    out, _ = run(tmp_path, S.SequenceConfig(negative_ratio=0), users=False)
+    report = json.load(open(os.path.join(out, transforms.REPORT_FILE)))
+    assert report[S.NOTE_UNKNOWN_USER] == 13 and report["train_examples"] == 8
