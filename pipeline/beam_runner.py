@@ -15,8 +15,8 @@ from pipeline.pipeline import create_pipeline
 LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 
 
-def run(config: PipelineConfig) -> None:
+def run(config: PipelineConfig, until: str | None = None) -> None:
     """Runs the pipeline; without beam_pipeline_args, on 2 local worker processes."""
     if not config.beam_pipeline_args:
         config = dataclasses.replace(config, beam_pipeline_args=LOCAL_BEAM_ARGS)
-    BeamDagRunner().run(create_pipeline(config))
+    BeamDagRunner().run(create_pipeline(config, until))

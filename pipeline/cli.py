@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a Beam pipeline arg, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
     )
     run.add_argument("--no-cache", action="store_true")
+    run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
     return p
 
 
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     start = time.time()
-    (beam_runner if args.runner == "beam" else local_runner).run(config)
+    (beam_runner if args.runner == "beam" else local_runner).run(config, args.until)
     result = summary.collect(config)
     result["wall_s"] = round(time.time() - start, 1)
     with open(os.path.join(os.path.dirname(config.pipeline_root), "summary.json"), "w") as f:

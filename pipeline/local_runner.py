@@ -6,6 +6,6 @@ from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 
-def run(config: PipelineConfig) -> None:
-    """Runs every component in topological order; raises on the first failure."""
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+def run(config: PipelineConfig, until: str | None = None) -> None:
+    """Runs the components in topological order; raises on the first failure."""
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, until))

@@ -23,8 +23,28 @@ def _span(span: int | None):
     )
 
 
-def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
-    """Builds the TFX pipeline: table ExampleGens -> sequences -> validation -> Transform."""
+def _upstream_closure(components: list, until: str) -> list:
+    """`until` and every component it depends on, in the original order."""
+    by_id = {c.id: c for c in components}
+    if until not in by_id:
+        raise ValueError(f"until={until!r} is not a component; components are {sorted(by_id)}")
+    keep, todo = set(), [by_id[until]]
+    while todo:
+        node = todo.pop()
+        if node.id not in keep:
+            keep.add(node.id)
+            todo.extend(node.upstream_nodes)
+    return [c for c in components if c.id in keep]
+
+
+def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline (DESIGN §4).
+
+    Args:
+        config: the validated pipeline config.
+        until: a component id: build only it and what it depends on (e.g.
+            "Transform" for the data stages).
+    """
     data = config.data
     gens = {
         table: TableExampleGen(
@@ -58,15 +78,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     )
     transform.add_upstream_node(validator)  # anomalies stop the pipeline before Transform
     components = [*gens.values(), sequences, statistics, schema, validator, transform]
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.name,
-        pipeline_root=config.pipeline_root,
-        components=components,
-        enable_cache=config.enable_cache,
-        metadata_connection_config=(
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-            if config.metadata_path
-            else None
-        ),
-        beam_pipeline_args=list(config.beam_pipeline_args),
-    )
+
+    def build(components):
+        return tfx.dsl.Pipeline(
+            pipeline_name=config.name,
+            pipeline_root=config.pipeline_root,
+            components=components,
+            enable_cache=config.enable_cache,
+            metadata_connection_config=(
+                tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+                if config.metadata_path
+                else None
+            ),
+            beam_pipeline_args=list(config.beam_pipeline_args),
+        )
+
+    pipeline = build(components)  # also links every node to its upstream nodes
+    return build(_upstream_closure(pipeline.components, until)) if until else pipeline

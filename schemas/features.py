@@ -77,9 +77,11 @@ LABEL = "label"
 HISTORY_ITEM_IDS = "history_item_ids"
 HISTORY_GENRES = "history_genres"  # primary genre of each history item
 HISTORY_LENGTH_FEATURE = "history_length"
+HISTORY_BUCKET = "history_length_bucket"  # for evaluation slices, e.g. "5-9"
 PRIMARY_GENRE = "genre"
 
 HISTORY_LENGTH = 20
+HISTORY_BUCKET_EDGES = (0, 1, 5, 10, 20)  # buckets "0", "1-4", "5-9", "10-19", "20+"
 PAD = ""
 UNKNOWN = "__unknown__"  # written for a missing categorical value
 MISSING_INT = -1  # written for a missing int (age, year)
@@ -100,6 +102,7 @@ SEQUENCE_FEATURES: dict[str, str] = {
     HISTORY_ITEM_IDS: STRING_LIST,
     HISTORY_GENRES: STRING_LIST,
     HISTORY_LENGTH_FEATURE: INT,
+    HISTORY_BUCKET: STRING,
 }
 FIXED_LENGTH_LISTS = (HISTORY_ITEM_IDS, HISTORY_GENRES)
 
@@ -129,6 +132,15 @@ CATEGORY_OOV_BUCKETS = 1
 
 AGE_BUCKET_BOUNDARIES = (18, 25, 35, 45, 50, 56)
 YEAR_MIN, YEAR_MAX = 1900, 2030
+
+
+def history_bucket(length: int) -> str:
+    """The slice name of a history length, e.g. 7 -> "5-9", 0 -> "0", 25 -> "20+"."""
+    edges = HISTORY_BUCKET_EDGES
+    for lo, hi in zip(edges, edges[1:]):
+        if lo <= length < hi:
+            return str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
+    return f"{edges[-1]}+"
 
 
 def transformed_name(name: str) -> str:

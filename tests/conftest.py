@@ -1,7 +1,51 @@
-"""Test set-up shared by every test: Keras 2 for TFRS and the repo on sys.path."""
+"""Test set-up shared by every test: Keras 2 for TFRS, the repo on sys.path, and
+one session-wide run of the data stages on tiny synthetic data for model tests."""
 
+import glob
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+
+
+class TinyData:
+    """Paths of the data stages' outputs for synthetic:tiny (see `tiny_data`)."""
+
+    def __init__(self, config):
+        root = config.pipeline_root
+        self.config = config
+
+        def latest(*parts):
+            return sorted(glob.glob(os.path.join(root, *parts, "*")), key=os.path.getmtime)[-1]
+
+        self.transform_graph = latest("Transform", "transform_graph")
+        self.transformed_examples = latest("Transform", "transformed_examples")
+        self.examples = latest("BehaviorSequenceGen", "examples")  # raw: Split-train, Split-eval
+        self.catalog = latest("BehaviorSequenceGen", "catalog")  # raw: Split-catalog
+        self.schema = latest("ImportSchemaGen", "schema")
+
+    def transformed(self, split):
+        """Glob of the transformed, gzipped examples of a split."""
+        return os.path.join(self.transformed_examples, f"Split-{split}", "*")
+
+    def raw(self, split):
+        """Glob of the raw sequence examples of a split ('catalog' reads the catalog)."""
+        base = self.catalog if split == "catalog" else self.examples
+        return os.path.join(base, f"Split-{split}", "*")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """Runs ExampleGens -> BehaviorSequenceGen -> validation -> Transform once per session."""
+    from pipeline import cli
+
+    work = os.environ.get("RECSYS_TEST_WORK") or str(tmp_path_factory.mktemp("tiny"))
+    argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--until", "Transform"]
+    assert cli.main(argv) == 0
+    return TinyData(cli.build_config(cli._parser().parse_args(argv)))

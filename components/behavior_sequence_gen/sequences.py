@@ -244,6 +244,7 @@ def _context(timeline: Timeline, event: Event, items: Mapping, cfg: SequenceConf
         F.HISTORY_ITEM_IDS: list(event.history) + [F.PAD] * pad,
         F.HISTORY_GENRES: genres + [F.PAD] * pad,
         F.HISTORY_LENGTH_FEATURE: len(event.history),
+        F.HISTORY_BUCKET: F.history_bucket(len(event.history)),
     }
 
 

@@ -33,6 +33,7 @@ ROWS = [
         history_item_ids=pad(["C"]),
         history_genres=pad(["Comedy"]),
         history_length=1,
+        history_length_bucket="1-4",
     ),
     dict(
         user_id="u2",
@@ -48,6 +49,7 @@ ROWS = [
         history_item_ids=pad(["A", "C"]),
         history_genres=pad(["Action", "Comedy"]),
         history_length=2,
+        history_length_bucket="1-4",
     ),
     dict(
         user_id="u1",
@@ -63,6 +65,7 @@ ROWS = [
         history_item_ids=pad([]),
         history_genres=pad([]),
         history_length=0,
+        history_length_bucket="0",
     ),
 ]
 

@@ -33,6 +33,7 @@ def good_row(**overrides):
         F.HISTORY_ITEM_IDS: ["B"] + [""] * (L - 1),
         F.HISTORY_GENRES: ["Drama"] + [""] * (L - 1),
         F.HISTORY_LENGTH_FEATURE: 1,
+        F.HISTORY_BUCKET: "1-4",
     }
     row.update(overrides)
     return row

@@ -1,0 +1,1 @@
+"""Pieces both models share: id embeddings, the input pipeline, vocabulary sizes."""

@@ -1,0 +1,47 @@
+"""create_pipeline wiring: components, dependencies, `until`."""
+
+import pytest
+
+from pipeline import config as C
+from pipeline.pipeline import create_pipeline
+from schemas import features as F
+
+
+@pytest.fixture
+def config(tmp_path):
+    for table in F.TABLES:
+        path = tmp_path / "data" / table / "span-0" / f"{table}.csv"
+        path.parent.mkdir(parents=True)
+        path.write_text("x\n")
+    data = C.DataConfig(source=C.SYNTHETIC, path=str(tmp_path / "data"))
+    return C.PipelineConfig(data=data, pipeline_root=str(tmp_path / "root"))
+
+
+def test_components_and_gating(config):
+    pipeline = create_pipeline(config)
+    ids = [c.id for c in pipeline.components]
+    assert set(ids) >= {
+        "interactions_example_gen",
+        "items_example_gen",
+        "users_example_gen",
+        "BehaviorSequenceGen",
+        "StatisticsGen",
+        "ImportSchemaGen",
+        "StrictExampleValidator",
+        "Transform",
+    }
+    transform = next(c for c in pipeline.components if c.id == "Transform")
+    assert "StrictExampleValidator" in {n.id for n in transform.upstream_nodes}
+    assert ids.index("StrictExampleValidator") < ids.index("Transform")
+
+
+def test_until_keeps_only_what_is_needed(config):
+    ids = {c.id for c in create_pipeline(config, until="BehaviorSequenceGen").components}
+    assert ids == {
+        "interactions_example_gen",
+        "items_example_gen",
+        "users_example_gen",
+        "BehaviorSequenceGen",
+    }
+    with pytest.raises(ValueError, match="components are"):
+        create_pipeline(config, until="Trainer2")
