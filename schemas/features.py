@@ -137,7 +137,7 @@ YEAR_MIN, YEAR_MAX = 1900, 2030
 def history_bucket(length: int) -> str:
     """The slice name of a history length, e.g. 7 -> "5-9", 0 -> "0", 25 -> "20+"."""
     edges = HISTORY_BUCKET_EDGES
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in zip(edges, edges[1:], strict=False):
         if lo <= length < hi:
             return str(lo) if hi - lo == 1 else f"{lo}-{hi - 1}"
     return f"{edges[-1]}+"

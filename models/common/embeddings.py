@@ -140,7 +140,7 @@ class MixedDimEmbedding(tf_keras.layers.Layer):
         self.starts = [0] + ends[:-1]
         self.ends = ends
         self.tables, self.projections = [], []
-        for k, (start, end, frac) in enumerate(zip(self.starts, ends, dims)):
+        for k, (start, end, frac) in enumerate(zip(self.starts, ends, dims, strict=True)):
             width = max(1, round(frac * dim))
             self.tables.append(
                 tf_keras.layers.Embedding(max(1, end - start), width, name=f"block{k}")
@@ -154,7 +154,9 @@ class MixedDimEmbedding(tf_keras.layers.Layer):
     def call(self, ids):
         ids, mask = _mask_padding(ids)
         out = tf.zeros(tf.concat([tf.shape(ids), [self.dim]], 0))
-        for start, end, table, proj in zip(self.starts, self.ends, self.tables, self.projections):
+        for start, end, table, proj in zip(
+            self.starts, self.ends, self.tables, self.projections, strict=True
+        ):
             inside = tf.logical_and(ids >= start, ids < end)
             local = tf.where(inside, ids - start, 0)
             vec = table(local)
