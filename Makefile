@@ -17,7 +17,7 @@ DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -25,6 +25,8 @@ help:
 	@echo "make run-beam       the same pipeline with BeamDagRunner (2 worker processes)"
 	@echo "make run-movielens  the pipeline on MovieLens-100K from ML100K=$(ML100K)"
 	@echo "make lint           ruff"
+	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
+	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
 
@@ -59,6 +61,14 @@ test-fast: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+QUICK_FLAG := $(if $(QUICK),--quick,)
+
+bench-pipeline: setup
+	$(PY) -m bench.pipeline $(QUICK_FLAG) --ml100k $(ML100K)
+
+bench-ranking: setup
+	$(PY) -m bench.ranking $(QUICK_FLAG)
 
 clean:
 	rm -rf .work

@@ -9,31 +9,37 @@ import tensorflow as tf
 from schemas import features as F
 
 
-def encode(row: Mapping[str, object], dtypes: Mapping[str, str]) -> tf.train.Example:
+def encode(
+    row: Mapping[str, object], dtypes: Mapping[str, str], base: tf.train.Example | None = None
+) -> tf.train.Example:
     """Encodes a row dict as a tf.train.Example.
 
     Args:
         row: canonical values (str, int, float or list of str); absent keys
             are written as absent features.
         dtypes: feature name -> F.INT / F.FLOAT / F.STRING / F.STRING_LIST.
+        base: an example to start from (copied): encoding the features many
+            examples share once and adding the rest is much cheaper.
     """
-    feats = {}
-    for name, dtype in dtypes.items():
-        if name not in row or row[name] is None:
+    example = tf.train.Example()
+    if base is not None:
+        example.CopyFrom(base)
+    feature = example.features.feature
+    for name, value in row.items():
+        dtype = dtypes.get(name)
+        if value is None or dtype is None:
             continue
-        value = row[name]
         if dtype == F.INT:
-            feats[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+            feature[name].int64_list.value.append(int(value))
         elif dtype == F.FLOAT:
-            feats[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+            feature[name].float_list.value.append(float(value))
         elif dtype == F.STRING:
-            feats[name] = tf.train.Feature(
-                bytes_list=tf.train.BytesList(value=[str(value).encode()])
-            )
+            feature[name].bytes_list.value.append(str(value).encode())
         else:
-            encoded = [str(v).encode() for v in value]
-            feats[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=encoded))
-    return tf.train.Example(features=tf.train.Features(feature=feats))
+            values = feature[name].bytes_list
+            values.SetInParent()  # an empty list is still a (bytes) feature
+            values.value.extend([str(v).encode() for v in value])
+    return example
 
 
 def decode(example: tf.train.Example | bytes, dtypes: Mapping[str, str]) -> dict:

@@ -11,12 +11,14 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 
 from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTOFF, SequenceConfig
+from models.retrieval.config import LOSSES, RetrievalConfig
 from pipeline import config as C
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +43,13 @@ def parse_data(spec: str, work_dir: str, seed: int) -> tuple[str, str]:
     return source, os.path.abspath(arg)
 
 
+def run_directory(work_dir: str, data: str) -> str:
+    """Where a run on `data` keeps its pipeline root, MLMD and summary.json."""
+    source, _, arg = data.partition(":")
+    tag = f"{source}-{os.path.basename(os.path.normpath(arg))}" if arg else source
+    return os.path.join(os.path.abspath(work_dir), "runs", tag)
+
+
 def build_config(args: argparse.Namespace) -> C.PipelineConfig:
     """Turns parsed arguments into a validated PipelineConfig."""
     work_dir = os.path.abspath(args.work_dir)
@@ -60,11 +69,13 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         cutoff_timestamp=args.cutoff,
         seed=args.seed,
     )
-    tag = args.data.replace(":", "-").replace("/", "_").strip("_.")[:60]
-    run_dir = os.path.join(work_dir, "runs", tag)
+    run_dir = run_directory(work_dir, args.data)
+    retrieval = dataclasses.replace(RetrievalConfig(), loss=args.retrieval_loss)
     return C.PipelineConfig(
         data=data,
         sequences=sequences,
+        retrieval=retrieval,
+        train_steps=args.train_steps,
         name=args.name,
         pipeline_root=os.path.join(run_dir, "pipeline_root"),
         metadata_path=os.path.join(run_dir, "metadata.sqlite"),
@@ -109,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a Beam pipeline arg, e.g. --beam-arg=--runner=FlinkRunner (repeatable)",
     )
     run.add_argument("--no-cache", action="store_true")
+    run.add_argument(
+        "--train-steps",
+        type=int,
+        default=0,
+        help="cap each trainer's steps (0: the model configs' epochs)",
+    )
+    run.add_argument("--retrieval-loss", default=RetrievalConfig.loss, choices=LOSSES)
     run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
     return p
 

@@ -8,16 +8,16 @@ import os
 from collections.abc import Mapping
 
 from components.behavior_sequence_gen.sequences import SequenceConfig
+from components.retrieval_evaluator.metrics import BlessingConfig
+from components.table_gen import formats
+from models.retrieval.config import RetrievalConfig
 from schemas import features as F
 
-SYNTHETIC, CSV, ML_100K, ML_1M = "synthetic", "csv", "movielens-100k", "movielens-1m"
-SOURCES = (SYNTHETIC, CSV, ML_100K, ML_1M)
+SYNTHETIC = "synthetic"  # generated CSV tables, in spans
+CSV, ML_100K, ML_1M = formats.CSV, formats.ML_100K, formats.ML_1M
+SOURCES = (SYNTHETIC, *formats.FORMATS)
 SPAN_PATTERNS = {t: f"{t}/span-{{SPAN}}/*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
 FLAT_PATTERNS = {t: f"{t}*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
-MOVIELENS_FILES = {
-    ML_100K: {F.INTERACTIONS: "u.data", F.ITEMS: "u.item", F.USERS: "u.user"},
-    ML_1M: {F.INTERACTIONS: "ratings.dat", F.ITEMS: "movies.dat", F.USERS: "users.dat"},
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +70,8 @@ class DataConfig:
 
     def patterns(self) -> dict[str, str]:
         """File pattern per table, relative to `path`; the users table is optional."""
-        if self.source in MOVIELENS_FILES:
-            names = MOVIELENS_FILES[self.source]
+        if self.source in (ML_100K, ML_1M):
+            names = formats.DEFAULT_FILES[self.source]
         elif self._has_spans():
             names = SPAN_PATTERNS
         else:
@@ -96,6 +96,9 @@ class PipelineConfig:
     Attributes:
         data: the raw tables.
         sequences: BehaviorSequenceGen's config.
+        retrieval: the two-tower model's config (the Trainer's custom_config).
+        retrieval_blessing: RetrievalEvaluator's thresholds.
+        train_steps: caps each trainer's steps; 0 trains the configs' epochs.
         pipeline_root: where artifacts go.
         metadata_path: the SQLite MLMD file (local runners).
         name: the pipeline name.
@@ -107,11 +110,16 @@ class PipelineConfig:
     pipeline_root: str
     metadata_path: str = ""
     sequences: SequenceConfig = SequenceConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    retrieval_blessing: BlessingConfig = BlessingConfig()
+    train_steps: int = 0
     name: str = "recsys"
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
 
     def __post_init__(self):
+        if self.train_steps < 0:
+            raise ValueError(f"train_steps must be >= 0, got {self.train_steps}")
         if not self.pipeline_root:
             raise ValueError("pipeline_root is empty")
         if not self.name.replace("-", "").replace("_", "").isalnum():

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from tfx import v1 as tfx
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+    LatestBlessedModelStrategy,
+)
 from tfx.proto import range_config_pb2, transform_pb2
+from tfx.types import standard_artifacts
+from tfx.types.channel import Channel, OutputChannel
 
 from components.behavior_sequence_gen.component import BehaviorSequenceGen
+from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.strict_example_validator.component import StrictExampleValidator
 from components.table_gen.component import TableExampleGen
+from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from pipeline.config import PipelineConfig
 from pipeline.schema import SCHEMA_PATH
 from schemas import features as F
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
+RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR = "retrieval_trainer", "retrieval_evaluator"
 
 
 def _span(span: int | None):
@@ -23,28 +33,34 @@ def _span(span: int | None):
     )
 
 
-def _upstream_closure(components: list, until: str) -> list:
-    """`until` and every component it depends on, in the original order."""
+def _upstream_closure(components: list, gates: list, until: str) -> list:
+    """`until` and every component it depends on (by output channel or gate), in order.
+
+    A Resolver's plain Channel (e.g. the latest blessed model) is an MLMD query,
+    not an edge, so it does not pull its producer in.
+    """
     by_id = {c.id: c for c in components}
     if until not in by_id:
         raise ValueError(f"until={until!r} is not a component; components are {sorted(by_id)}")
-    keep, todo = set(), [by_id[until]]
+    needs = {
+        c.id: {
+            ch.producer_component_id for ch in c.inputs.values() if isinstance(ch, OutputChannel)
+        }
+        for c in components
+    }
+    for upstream, downstream in gates:
+        needs[downstream.id].add(upstream.id)
+    keep, todo = set(), [until]
     while todo:
         node = todo.pop()
-        if node.id not in keep:
-            keep.add(node.id)
-            todo.extend(node.upstream_nodes)
+        if node in by_id and node not in keep:
+            keep.add(node)
+            todo.extend(needs[node])
     return [c for c in components if c.id in keep]
 
 
-def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
-    """Builds the TFX pipeline (DESIGN §4).
-
-    Args:
-        config: the validated pipeline config.
-        until: a component id: build only it and what it depends on (e.g.
-            "Transform" for the data stages).
-    """
+def _data_stages(config: PipelineConfig) -> dict:
+    """ExampleGens -> BehaviorSequenceGen -> statistics, schema, validation -> Transform."""
     data = config.data
     gens = {
         table: TableExampleGen(
@@ -64,34 +80,100 @@ def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl
         users=gens[F.USERS].outputs["examples"] if F.USERS in gens else None,
         config=config.sequences,
     )
-    examples = sequences.outputs["examples"]
-    statistics = tfx.components.StatisticsGen(examples=examples)
+    statistics = tfx.components.StatisticsGen(examples=sequences.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
     validator = StrictExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
     )
     transform = tfx.components.Transform(
-        examples=examples,
+        examples=sequences.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
     )
-    transform.add_upstream_node(validator)  # anomalies stop the pipeline before Transform
-    components = [*gens.values(), sequences, statistics, schema, validator, transform]
+    return {
+        **{g.id: g for g in gens.values()},
+        "sequences": sequences,
+        "statistics": statistics,
+        "schema": schema,
+        "validator": validator,
+        "transform": transform,
+    }
 
-    def build(components):
-        return tfx.dsl.Pipeline(
-            pipeline_name=config.name,
-            pipeline_root=config.pipeline_root,
-            components=components,
-            enable_cache=config.enable_cache,
-            metadata_connection_config=(
-                tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-                if config.metadata_path
-                else None
-            ),
-            beam_pipeline_args=list(config.beam_pipeline_args),
-        )
 
-    pipeline = build(components)  # also links every node to its upstream nodes
-    return build(_upstream_closure(pipeline.components, until)) if until else pipeline
+def _latest_blessed(trainer_id: str, evaluator_id: str, resolver_id: str):
+    """A Resolver of the latest model of `trainer_id` that `evaluator_id` blessed."""
+    return Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model, producer_component_id=trainer_id),
+        model_blessing=Channel(
+            type=standard_artifacts.ModelBlessing, producer_component_id=evaluator_id
+        ),
+    ).with_id(resolver_id)
+
+
+def _trainer(
+    trainer_id: str, run_fn: str, stages: dict, base_model, custom_config: dict, train_steps: int
+):
+    transform = stages["transform"]
+    return tfx.components.Trainer(
+        run_fn=run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=stages["schema"].outputs["schema"],
+        base_model=base_model,
+        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config=custom_config,
+    ).with_id(trainer_id)
+
+
+def _retrieval_stages(config: PipelineConfig, stages: dict) -> list:
+    """Two-tower trainer (warm-started from the latest blessed model) and its evaluator."""
+    baseline = _latest_blessed(RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR, "latest_blessed_retrieval")
+    trainer = _trainer(
+        RETRIEVAL_TRAINER,
+        RETRIEVAL_RUN_FN,
+        stages,
+        baseline.outputs["model"],
+        {RETRIEVAL_KEY: config.retrieval.to_dict()},
+        config.train_steps,
+    )
+    evaluator = RetrievalEvaluator(
+        model=trainer.outputs["model"],
+        examples=stages["sequences"].outputs["examples"],
+        catalog=stages["sequences"].outputs["catalog"],
+        baseline_model=baseline.outputs["model"],
+        blessing=config.retrieval_blessing,
+    ).with_id(RETRIEVAL_EVALUATOR)
+    return [baseline, trainer, evaluator]
+
+
+def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline (DESIGN §4).
+
+    Args:
+        config: the validated pipeline config.
+        until: a component id: build only it and what it depends on (e.g.
+            "Transform" for the data stages).
+    """
+    stages = _data_stages(config)
+    components = [*stages.values(), *_retrieval_stages(config, stages)]
+    gates = [(stages["validator"], stages["transform"])]  # anomalies stop before Transform
+    if until:
+        components = _upstream_closure(components, gates, until)
+    for upstream, downstream in gates:
+        if upstream in components and downstream in components:
+            downstream.add_upstream_node(upstream)
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if config.metadata_path
+            else None
+        ),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -13,6 +13,7 @@ from schemas import features as F
 
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 SEQUENCE_NODE, TRANSFORM_NODE = "BehaviorSequenceGen", "Transform"
+RETRIEVAL_EVALUATOR = "retrieval_evaluator"
 COUNT_KEYS = ("events_read", "users", "catalog_items", "train_examples", "eval_examples")
 
 
@@ -64,6 +65,17 @@ def collect(config: PipelineConfig) -> dict:
                 summary["drops"] = {k: v for k, v in report.items() if k not in COUNT_KEYS}
     if TRANSFORM_NODE in runs:
         summary["vocabularies"] = _vocabulary_sizes(store, runs[TRANSFORM_NODE])
+    if RETRIEVAL_EVALUATOR in runs:
+        for artifact in _outputs(store, runs[RETRIEVAL_EVALUATOR]):
+            path = os.path.join(artifact.uri, "metrics.json")
+            if os.path.exists(path):
+                metrics = json.load(open(path))
+                summary["retrieval"] = {
+                    "metrics": metrics["model"],
+                    "blessed": metrics["blessed"],
+                    "reasons": metrics.get("reasons", []),
+                    "plot": os.path.join(artifact.uri, "recall_at_k.png"),
+                }
     return summary
 
 
@@ -110,5 +122,15 @@ def render(summary: dict, config: PipelineConfig) -> str:
             f"  vocabularies: items {v[F.ITEM_VOCAB]:,} (+{F.ITEM_OOV_BUCKETS} OOV), "
             f"users {v[F.USER_VOCAB]:,}, genres {v[F.GENRE_VOCAB]:,}"
         )
+    if summary.get("retrieval"):
+        r = summary["retrieval"]
+        m = r["metrics"]
+        verdict = "blessed" if r["blessed"] else "NOT blessed: " + "; ".join(r["reasons"])
+        lines.append(
+            f"  retrieval (exact search, {m.get('num_queries', '?')} eval users): "
+            f"HR@10 {m['hr@10']:.3f} · NDCG@10 {m['ndcg@10']:.3f} · "
+            f"HR@100 {m['hr@100']:.3f} · coverage@10 {m['coverage@10']:.3f} · {verdict}"
+        )
+        lines.append(f"  recall@K curve: {r['plot']}")
     lines.append(f"  artifacts: {config.pipeline_root}")
     return "\n".join(lines)

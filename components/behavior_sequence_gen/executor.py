@@ -21,11 +21,15 @@ INPUT_KEYS = {F.INTERACTIONS: "interactions", F.ITEMS: "items", F.USERS: "users"
 REPORT_PROPERTIES = ("train_examples", "eval_examples", "catalog_items", "users")
 
 
+# Optional execution properties: TFX leaves them out when None, and None has a
+# meaning here (an implicit log; no cutoff), so absence must not fall back to a default.
+OPTIONAL_PROPERTIES = ("rating_threshold", "cutoff_timestamp")
+
+
 def config_from_properties(props: dict[str, Any]) -> S.SequenceConfig:
     """Rebuilds the SequenceConfig from the component's execution properties."""
-    fields = {
-        f: props[f] for f in S.SequenceConfig.__dataclass_fields__ if props.get(f) is not None
-    }
+    fields = {f: props[f] for f in S.SequenceConfig.__dataclass_fields__ if f in props}
+    fields.update({f: props.get(f) for f in OPTIONAL_PROPERTIES})
     return S.SequenceConfig(**fields)
 
 

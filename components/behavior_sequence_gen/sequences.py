@@ -7,6 +7,7 @@ below sees one user at a time and is deterministic given the config seed.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import hashlib
@@ -156,14 +157,17 @@ def build_timeline(
         drops[NOTE_UNKNOWN_USER] += len(kept)
     labels = [int(is_positive(r, cfg.rating_threshold)) for r in kept]
     splits = _assign_splits(kept, labels, cfg)
+    times = [r[F.TIMESTAMP] for r in kept]
+    items = [r[F.ITEM_ID] for r in kept]
     events = []
     for i, (row, label, split) in enumerate(zip(kept, labels, splits, strict=False)):
         if split is None:
             drops[DROP_AFTER_EVAL_TARGET] += 1
             continue
         ts = row[F.TIMESTAMP]
-        before = [r[F.ITEM_ID] for r in kept[:i] if r[F.TIMESTAMP] < ts]
-        history = tuple(before[-cfg.history_length :])
+        # Rows are sorted by time: the history is the rows before the first row at time ts.
+        end = bisect.bisect_left(times, ts, 0, i)
+        history = tuple(items[max(0, end - cfg.history_length) : end])
         events.append(Event(row[F.ITEM_ID], ts, label, split, history))
     drops = collections.Counter({k: v for k, v in drops.items() if v})
     if not events:
@@ -221,11 +225,15 @@ def user_rng(seed: int, user_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def _primary_genre(item: Mapping[str, object]) -> str:
+    genres = item.get(F.GENRES)
+    return genres[0] if genres else F.UNKNOWN
+
+
 def _item_features(item: Mapping[str, object]) -> dict:
-    genres = list(item.get(F.GENRES) or [])
     return {
-        F.GENRES: genres,
-        F.PRIMARY_GENRE: genres[0] if genres else F.UNKNOWN,
+        F.GENRES: list(item.get(F.GENRES) or []),
+        F.PRIMARY_GENRE: _primary_genre(item),
         F.YEAR: int(item.get(F.YEAR, F.MISSING_INT)),
     }
 
@@ -234,7 +242,7 @@ def _context(timeline: Timeline, event: Event, items: Mapping, cfg: SequenceConf
     """Features shared by an event and its negatives: user and history."""
     uf = timeline.user_features
     pad = cfg.history_length - len(event.history)
-    genres = [_item_features(items[i])[F.PRIMARY_GENRE] for i in event.history]
+    genres = [_primary_genre(items[i]) for i in event.history]
     return {
         F.USER_ID: timeline.user_id,
         F.TIMESTAMP: event.timestamp,
@@ -248,46 +256,41 @@ def _context(timeline: Timeline, event: Event, items: Mapping, cfg: SequenceConf
     }
 
 
-def emit_examples(
+def event_examples(
     timeline: Timeline,
     items: Mapping[str, Mapping[str, object]],
     sampler: NegativeSampler | None,
     cfg: SequenceConfig,
     counts: collections.Counter | None = None,
-) -> Iterator[tuple[str, dict]]:
-    """Yields (split, example) for every kept event and its sampled negatives.
+) -> Iterator[tuple[str, dict, list[dict]]]:
+    """Yields (split, context, targets) per kept event: the event and its negatives.
 
-    Every positive event gets cfg.negative_ratio negatives, drawn from items the
-    user never interacted with; they share the event's user, time and history.
-    `counts`, when given, counts negatives that could not all be drawn.
+    `context` (user, time, history) is shared by the event and its negatives;
+    each target holds the item, its features and the label. Every positive event
+    gets cfg.negative_ratio negatives, drawn from items the user never
+    interacted with. `counts`, when given, counts negatives that could not all
+    be drawn.
     """
     rng = user_rng(cfg.seed, timeline.user_id)
     for event in timeline.events:
-        context = _context(timeline, event, items, cfg)
-        yield (
-            event.split,
-            {
-                **context,
-                F.ITEM_ID: event.item_id,
-                F.LABEL: event.label,
-                **_item_features(items[event.item_id]),
-            },
-        )
-        if not event.label or not cfg.negative_ratio or sampler is None:
-            continue
-        negatives = sampler.sample(rng, cfg.negative_ratio, timeline.seen)
-        if counts is not None and len(negatives) < cfg.negative_ratio:
-            counts[NOTE_NEGATIVES_SHORT] += cfg.negative_ratio - len(negatives)
-        for item_id in negatives:
-            yield (
-                event.split,
-                {
-                    **context,
-                    F.ITEM_ID: item_id,
-                    F.LABEL: 0,
-                    **_item_features(items[item_id]),
-                },
-            )
+        targets = [_target(event.item_id, event.label, items)]
+        if event.label and cfg.negative_ratio and sampler is not None:
+            negatives = sampler.sample(rng, cfg.negative_ratio, timeline.seen)
+            if counts is not None and len(negatives) < cfg.negative_ratio:
+                counts[NOTE_NEGATIVES_SHORT] += cfg.negative_ratio - len(negatives)
+            targets += [_target(item_id, 0, items) for item_id in negatives]
+        yield event.split, _context(timeline, event, items, cfg), targets
+
+
+def _target(item_id: str, label: int, items: Mapping) -> dict:
+    return {F.ITEM_ID: item_id, F.LABEL: label, **_item_features(items[item_id])}
+
+
+def emit_examples(timeline, items, sampler, cfg, counts=None) -> Iterator[tuple[str, dict]]:
+    """Yields (split, example) for every kept event and its sampled negatives."""
+    for split, context, targets in event_examples(timeline, items, sampler, cfg, counts):
+        for target in targets:
+            yield split, {**context, **target}
 
 
 def catalog_example(item: Mapping[str, object], count: int) -> dict:

@@ -77,8 +77,13 @@ class _Examples(beam.DoFn):
         if self._sampler is None and self._cfg.negative_ratio > 0:
             self._sampler = S.NegativeSampler(counts, self._cfg.negative_power)
         notes = collections.Counter()
-        for split, row in S.emit_examples(timeline, items, self._sampler, self._cfg, notes):
-            yield split, example_codec.encode(row, F.SEQUENCE_FEATURES).SerializeToString()
+        dtypes = F.SEQUENCE_FEATURES
+        for split, context, targets in S.event_examples(
+            timeline, items, self._sampler, self._cfg, notes
+        ):
+            base = example_codec.encode(context, dtypes)  # shared by the event and its negatives
+            for target in targets:
+                yield split, example_codec.encode(target, dtypes, base).SerializeToString()
         for reason, n in notes.items():
             yield beam.pvalue.TaggedOutput(DROPS, (reason, n))
 

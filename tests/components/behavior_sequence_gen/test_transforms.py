@@ -122,3 +122,13 @@ def test_graph_without_users_table(tmp_path):
     out, _ = run(tmp_path, S.SequenceConfig(negative_ratio=0), users=False)
     report = json.load(open(os.path.join(out, transforms.REPORT_FILE)))
     assert report[S.NOTE_UNKNOWN_USER] == 13 and report["train_examples"] == 8
+
+
+def test_codec_round_trip_and_shared_base():
+    row = {F.USER_ID: "u", F.TIMESTAMP: 3, F.GENRES: [], F.HISTORY_ITEM_IDS: ["A", ""]}
+    example = example_codec.encode(row, F.SEQUENCE_FEATURES)
+    assert example.features.feature[F.GENRES].WhichOneof("kind") == "bytes_list"
+    assert example_codec.decode(example.SerializeToString(), F.SEQUENCE_FEATURES) == row
+    full = example_codec.encode({F.ITEM_ID: "B", F.LABEL: 0}, F.SEQUENCE_FEATURES, base=example)
+    assert example_codec.decode(full, F.SEQUENCE_FEATURES) == {**row, F.ITEM_ID: "B", F.LABEL: 0}
+    assert F.ITEM_ID not in example.features.feature  # the base is copied, not changed

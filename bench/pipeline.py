@@ -1,0 +1,110 @@
+"""BENCHMARKS B5: wall time of the whole local pipeline per component, and peak RSS.
+
+Runs `python -m pipeline run` cold (fresh work dir, no cache) on the synthetic
+default data and on ML-100K, each in a child process, and reads the per-component
+times from the run's summary (MLMD execution times). Peak RSS is the largest
+resident set of any child process (the pipeline runs in one process with the
+LocalDagRunner). Writes bench/results/pipeline.json and pipeline.png.
+
+    python -m bench.pipeline [--quick] [--ml100k PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from pipeline.cli import run_directory
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "results")
+DEFAULT_ML100K = os.path.join(REPO, "..", "shared", "data", "ml-100k")
+
+
+def run_once(data: str, tag: str) -> dict:
+    """One cold run in a child process; returns wall time, peak RSS and component times."""
+    with tempfile.TemporaryDirectory() as work:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            "--data",
+            data,
+            "--work-dir",
+            work,
+            "--no-cache",
+        ]
+        start = time.time()
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        wall = time.time() - start
+        if proc.returncode:
+            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+            raise SystemExit(f"{tag}: the pipeline failed (exit {proc.returncode})")
+        summary = json.load(open(os.path.join(run_directory(work, data), "summary.json")))
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children
+    return {
+        "wall_s": round(wall, 1),
+        "pipeline_s": summary["wall_s"],
+        "peak_rss_gib": round(peak_kib / 2**20, 2),
+        "components": {k: v["seconds"] for k, v in summary["components"].items()},
+        "counts": summary["counts"],
+    }
+
+
+def plot(results: dict, path: str) -> None:
+    """Stacked bars: seconds per component for each dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3 + 0.4 * len(results)))
+    for row, r in enumerate(results.values()):
+        left = 0.0
+        for comp, secs in r["components"].items():
+            ax.barh(row, secs, left=left, label=comp if row == 0 else None)
+            left += secs
+    ax.set_yticks(range(len(results)), list(results))
+    ax.set_xlabel("seconds (cold run, per component)")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    """Runs B5 and prints a table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="synthetic:small instead of default")
+    p.add_argument("--ml100k", default=DEFAULT_ML100K)
+    args = p.parse_args(argv)
+    datasets = {"synthetic": "synthetic:small" if args.quick else "synthetic"}
+    if os.path.exists(os.path.join(args.ml100k, "u.data")):
+        datasets["ml-100k"] = f"movielens-100k:{os.path.abspath(args.ml100k)}"
+    else:
+        print(f"ML-100K not found at {args.ml100k}: skipping it")
+    results = {}
+    for name, data in datasets.items():
+        print(f"running the pipeline on {data} (cold) ...", flush=True)
+        results[name] = run_once(data, name)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "pipeline.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plot(results, os.path.join(RESULTS, "pipeline.png"))
+    comps = list(dict.fromkeys(c for r in results.values() for c in r["components"]))
+    print(f"\n{'component':<30}" + "".join(f"{n:>14}" for n in results))
+    for c in comps:
+        print(f"{c:<30}" + "".join(f"{r['components'].get(c, 0):>14.1f}" for r in results.values()))
+    for key in ("wall_s", "peak_rss_gib"):
+        print(f"{key:<30}" + "".join(f"{r[key]:>14}" for r in results.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""RetrievalEvaluator: B1 retrieval metrics by exact search, and a blessing for the Pusher."""

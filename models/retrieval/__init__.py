@@ -1,0 +1,1 @@
+"""Two-tower retrieval model (TFRS): towers, losses, samplers, trainer, export."""

@@ -1,0 +1,173 @@
+"""Exports: one SavedModel taking raw features (Transform graph inside), and the catalog.
+
+`export_serving_model` writes, at serving_model_dir:
+- signatures `query_embedding`, `candidate_embedding` (raw tensors in) and
+  `serving_default` (serialized tf.Examples in, the query embedding out);
+  each returns {"embedding": float32 [B, D]}. Features a signature does not take
+  get defaults, because the Transform layer wants every raw input; unknown ids
+  fall into Transform's OOV buckets;
+- `assets.extra/id_vocabularies.json`: the item and user vocabularies of the
+  id tables (warm start re-aligns rows with them, see updates.warm_start);
+and next to it, at `item_embeddings_path(serving_model_dir)` =
+`<serving_model_dir>/../item_embeddings.npz`: `ids` (str [N], the item
+vocabulary in order) and `embeddings` (float32 [N, D]) of every vocabulary item.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.retrieval import updates
+from schemas import features as F
+
+EMBEDDING = "embedding"
+ITEM_EMBEDDINGS_FILE = "item_embeddings.npz"
+L = F.HISTORY_LENGTH
+_QUERY_SPEC = {
+    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
+    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
+    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
+    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
+    F.TIMESTAMP: tf.TensorSpec([None], tf.int64, F.TIMESTAMP),
+    F.HISTORY_ITEM_IDS: tf.TensorSpec([None, None], tf.string, F.HISTORY_ITEM_IDS),
+    F.HISTORY_GENRES: tf.TensorSpec([None, None], tf.string, F.HISTORY_GENRES),
+}
+_CANDIDATE_SPEC = {
+    F.ITEM_ID: tf.TensorSpec([None], tf.string, F.ITEM_ID),
+    F.GENRES: tf.TensorSpec([None, None], tf.string, F.GENRES),
+    F.PRIMARY_GENRE: tf.TensorSpec([None], tf.string, F.PRIMARY_GENRE),
+    F.YEAR: tf.TensorSpec([None], tf.int64, F.YEAR),
+}
+_EXAMPLE_DEFAULTS = {  # serving_default: features absent from a tf.Example
+    F.USER_ID: F.PAD,
+    F.AGE: F.MISSING_INT,
+    F.GENDER: F.UNKNOWN,
+    F.OCCUPATION: F.UNKNOWN,
+    F.TIMESTAMP: 0,
+}
+
+
+def item_embeddings_path(serving_model_dir: str) -> str:
+    """Where the catalog's item embeddings go: next to the SavedModel directory."""
+    return os.path.join(os.path.dirname(os.path.normpath(serving_model_dir)), ITEM_EMBEDDINGS_FILE)
+
+
+def fit_history(items: tf.Tensor, genres: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Histories [B, any L] -> [B, HISTORY_LENGTH]: PAD entries dropped, the most recent
+    HISTORY_LENGTH items kept (most recent last), right-padded with PAD."""
+    width = tf.shape(items)[1]
+    genres = genres[:, :width]  # aligned with the items, PAD where missing
+    genres = tf.pad(genres, [[0, 0], [0, width - tf.shape(genres)[1]]], constant_values=F.PAD)
+    keep = tf.not_equal(items, F.PAD)
+
+    def fit(x):
+        ragged = tf.ragged.boolean_mask(x, keep)
+        return ragged[:, -L:].to_tensor(default_value=F.PAD, shape=[None, L])
+
+    return fit(items), fit(genres)
+
+
+class _ServingModule(tf.Module):
+    """The towers, the Transform layer and the signatures' tf.functions."""
+
+    def __init__(self, model, tft_output: tft.TFTransformOutput):
+        super().__init__()
+        self.query_tower, self.candidate_tower = model.query_tower, model.candidate_tower
+        self.tft_layer = tft_output.transform_features_layer()
+        self.model_variables = list(model.weights)  # for updates.warm_start
+        self._raw_spec = tft_output.raw_feature_spec()
+
+    def _raw(self, given: dict, batch: tf.Tensor) -> dict:
+        """Every raw feature Transform expects, shaped like its spec; defaults where absent."""
+        out = {}
+        for name, spec in self._raw_spec.items():
+            if isinstance(spec, tf.io.VarLenFeature):
+                value = given.get(name)
+                if value is None:
+                    value = tf.sparse.from_dense(tf.fill([batch, 0], _default(spec.dtype)))
+                out[name] = value
+                continue
+            width = spec.shape[0] if spec.shape else 1
+            value = given.get(name)
+            if value is None:
+                value = tf.fill([batch, width], _default(spec.dtype))
+            out[name] = tf.reshape(tf.cast(value, spec.dtype), [batch, width])
+        return out
+
+    def _query(self, inputs: dict) -> dict:
+        batch = tf.shape(inputs[F.USER_ID])[0]
+        given = dict(inputs)
+        given[F.HISTORY_ITEM_IDS], given[F.HISTORY_GENRES] = fit_history(
+            inputs[F.HISTORY_ITEM_IDS], inputs[F.HISTORY_GENRES]
+        )
+        length = tf.reduce_sum(tf.cast(given[F.HISTORY_ITEM_IDS] != F.PAD, tf.int64), axis=1)
+        given[F.HISTORY_LENGTH_FEATURE] = length
+        transformed = self.tft_layer(self._raw(given, batch))
+        return {EMBEDDING: self.query_tower(transformed, training=False)}
+
+    @tf.function(input_signature=[_QUERY_SPEC])
+    def query_embedding(self, inputs):
+        return self._query(inputs)
+
+    @tf.function(input_signature=[_CANDIDATE_SPEC])
+    def candidate_embedding(self, inputs):
+        batch = tf.shape(inputs[F.ITEM_ID])[0]
+        given = dict(inputs)
+        given[F.GENRES] = tf.sparse.from_dense(inputs[F.GENRES])  # drops "" padding
+        transformed = self.tft_layer(self._raw(given, batch))
+        return {EMBEDDING: self.candidate_tower(transformed, training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "examples")])
+    def serve_tf_examples(self, examples):
+        spec = {
+            k: tf.io.FixedLenFeature([], _QUERY_SPEC[k].dtype, default)
+            for k, default in _EXAMPLE_DEFAULTS.items()
+        }
+        spec.update({k: tf.io.VarLenFeature(tf.string) for k in F.FIXED_LENGTH_LISTS})
+        parsed = tf.io.parse_example(examples, spec)
+        for name in F.FIXED_LENGTH_LISTS:
+            parsed[name] = tf.sparse.to_dense(parsed[name], default_value=F.PAD)
+        return self._query(parsed)
+
+
+def _default(dtype):
+    if dtype == tf.string:
+        return F.PAD
+    return tf.cast(F.MISSING_INT if dtype.is_integer else 0, dtype)
+
+
+def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
+    """Writes the SavedModel, its id vocabularies and the item embeddings; returns the npz path."""
+    module = _ServingModule(model, tft_output)
+    signatures = {
+        "serving_default": module.serve_tf_examples,
+        "query_embedding": module.query_embedding,
+        "candidate_embedding": module.candidate_embedding,
+    }
+    tf.saved_model.save(module, serving_model_dir, signatures=signatures)
+    vocabs = updates.read_vocabularies(tft_output)
+    extra = os.path.join(serving_model_dir, "assets.extra")
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, updates.VOCAB_FILE), "w") as f:
+        json.dump(vocabs, f)
+    return export_item_embeddings(model, vocabs[F.ITEM_ID], item_embeddings_path(serving_model_dir))
+
+
+def export_item_embeddings(model, item_vocab: list[str], path: str, batch: int = 4096) -> str:
+    """Embeds every vocabulary item with its catalog features; writes ids + [N, D] matrix."""
+    chunks = [
+        model.embed_items(tf.range(start, min(start + batch, len(item_vocab)), dtype=tf.int64))
+        for start in range(0, len(item_vocab), batch)
+    ]
+    matrix = tf.concat(chunks, axis=0).numpy().astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=np.array(item_vocab, dtype=str), embeddings=matrix)
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(buffer.getvalue())
+    return path

@@ -1,0 +1,241 @@
+"""TFX Trainer entry point of the two-tower model: `run_fn(fn_args)` (generic Trainer).
+
+custom_config = {"retrieval": RetrievalConfig(...).to_dict()} (missing -> defaults).
+Training uses only the positive examples (label == 1) of the transformed data;
+the ranker's sampled negatives and low ratings are skipped. Writes:
+- fn_args.serving_model_dir: the SavedModel (see export.py) and, next to it,
+  item_embeddings.npz;
+- fn_args.model_run_dir: training_curve.png (loss per step) and
+  training_summary.json (examples/s, losses, embedding memory vs full tables).
+Model updates (updates.py): with fn_args.base_model (the latest blessed model),
+"full" warm-starts and trains one epoch, "incremental" warm-starts and trains
+only the id embeddings; without a base model both train from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+
+from models.common import data
+from models.common.embeddings import memory_report
+from models.retrieval import export, samplers, updates
+from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
+from models.retrieval.layers import ItemCatalog
+from models.retrieval.model import build_model, compile_model
+from schemas import features as F
+
+SUMMARY_FILE = "training_summary.json"
+CURVE_FILE = "training_curve.png"
+_READ_BATCH = 1024
+
+
+def config_from_custom(custom_config: dict | None) -> RetrievalConfig:
+    """Rebuilds the RetrievalConfig from fn_args.custom_config["retrieval"]."""
+    return RetrievalConfig.from_dict(dict((custom_config or {}).get(CUSTOM_CONFIG_KEY) or {}))
+
+
+def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, training: bool):
+    """Batches of transformed positives; training: resampled, shuffled, full batches.
+
+    Args:
+        files: glob(s) of transformed examples.
+        tft_output: Transform's output.
+        config: batch size, seed and positive-sampling options.
+        counts: [V] positive count per item id (for the resampling tables).
+        training: resample, shuffle and drop the last partial batch.
+    """
+    ds = data.make_dataset(files, tft_output, _READ_BATCH, shuffle=False, num_epochs=1)
+    ds = ds.unbatch().filter(lambda x: tf.equal(x[F.LABEL], 1))
+    if training:
+        keep = repeat = None
+        if config.downsample_threshold > 0:
+            keep = samplers.positive_keep_probability(counts, config.downsample_threshold)
+        if config.cold_boost > 1.0:
+            repeat = samplers.cold_item_weights(counts, config.cold_min_count, config.cold_boost)
+        if keep is not None or repeat is not None:
+            ds = samplers.resample_positives(ds, keep, repeat, seed=config.seed)
+        ds = ds.shuffle(10_000, seed=config.seed, reshuffle_each_iteration=True)
+    return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+
+
+class TrainingLog(tf_keras.callbacks.Callback):
+    """Records the loss of every step; prints progress and one summary line per epoch."""
+
+    def __init__(self, batch_size: int, epochs: int, every: int = 50):
+        super().__init__()
+        self.batch_size, self.num_epochs, self.every = batch_size, epochs, every
+        self.step_losses: list[float] = []
+        self.epochs: list[dict] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._first = time.perf_counter(), len(self.step_losses)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_losses.append(float(logs["loss"]))
+        if (batch + 1) % self.every == 0:
+            print(f"  step {batch + 1}: loss {self.step_losses[-1]:.4f}", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = len(self.step_losses) - self._first
+        seconds = time.perf_counter() - self._start
+        losses = self.step_losses[self._first :]
+        row = {
+            "epoch": epoch + 1,
+            "steps": steps,
+            "loss": sum(losses) / max(1, steps),
+            "val_loss": (logs or {}).get("val_loss"),
+            "seconds": seconds,
+            "examples_per_sec": steps * self.batch_size / max(seconds, 1e-9),
+        }
+        self.epochs.append(row)
+        val = "" if row["val_loss"] is None else f", eval loss {row['val_loss']:.4f}"
+        print(
+            f"epoch {epoch + 1}/{self.num_epochs}: {steps} steps, loss {row['loss']:.4f}{val}, "
+            f"{row['examples_per_sec']:,.0f} examples/s ({seconds:.1f} s)",
+            flush=True,
+        )
+
+
+def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
+    """Builds the model (catalog, pretrained vectors, mined negatives) and applies the
+    update mode. Returns (model, epochs, info dict for the summary)."""
+    sizes, counts = data.vocab_sizes(tft_output), data.item_positive_counts(tft_output)
+    scan = data.make_dataset(
+        fn_args.train_files, tft_output, _READ_BATCH, shuffle=False, num_epochs=1
+    )
+    catalog = ItemCatalog.from_batches(scan, sizes[F.ITEM_ID])
+    pretrained = updates.pretrained_matrix(
+        config, fn_args.train_files, tft_output, sizes[F.ITEM_ID]
+    )
+    mined = None
+    if config.mined_negatives_path:
+        mined = updates.load_mined_negatives(
+            config.mined_negatives_path, tft_output, config.max_mined_per_user
+        )
+    model = build_model(config, sizes, counts, catalog=catalog, mined=mined, pretrained=pretrained)
+    info, epochs = {"mode": config.mode, "base_model": fn_args.base_model}, config.epochs
+    if fn_args.base_model:
+        report = updates.warm_start(model, fn_args.base_model, tft_output)
+        info["warm_start"] = {k: len(v) for k, v in report.items()}
+        epochs = 1  # the day's data, once
+        if config.mode == "incremental":
+            info["trainable_variables"] = updates.train_id_embeddings_only(model)
+            compile_model(model)
+        print(f"warm start from {fn_args.base_model}: {info['warm_start']}")
+    elif config.mode == "incremental":
+        print("mode=incremental without a base model: training every weight from scratch")
+    return model, epochs, {**info, "vocab_sizes": sizes, "counts": counts}
+
+
+def _steps(total: int | None, per_epoch: int, epochs: int) -> int | None:
+    """Steps per epoch: fn_args' total wins, then the config's, else None (one pass)."""
+    if total:
+        return max(1, math.ceil(total / epochs))
+    return per_epoch or None
+
+
+def run_fn(fn_args) -> None:
+    """Trains, exports and reports (TFX generic Trainer entry point).
+
+    Args:
+        fn_args: tfx FnArgs: train_files, eval_files, transform_output,
+            serving_model_dir, model_run_dir, train_steps, eval_steps,
+            custom_config, base_model.
+    """
+    config = config_from_custom(fn_args.custom_config)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output or fn_args.transform_graph_path)
+    model, epochs, info = prepare_model(config, fn_args, tft_output)
+    counts = info.pop("counts")
+    steps = _steps(fn_args.train_steps, config.steps_per_epoch, epochs)
+    train = positives_dataset(fn_args.train_files, tft_output, config, counts, training=True)
+    train = train.repeat() if steps else train
+    validation, val_steps = None, None
+    if fn_args.eval_files:
+        validation = positives_dataset(
+            fn_args.eval_files, tft_output, config, counts, training=False
+        )
+        val_steps = fn_args.eval_steps or config.eval_steps or None
+        validation = validation.repeat() if val_steps else validation
+    log = TrainingLog(config.batch_size, epochs, every=max(1, (steps or 250) // 5))
+    print(
+        f"training the two-tower model: loss={config.loss}, {epochs} epoch(s), "
+        f"steps/epoch={steps or 'one pass'}"
+    )
+    started = time.perf_counter()
+    model.fit(
+        train,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=validation,
+        validation_steps=val_steps,
+        callbacks=[log],
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    npz = export.export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    info.update(serving_model_dir=fn_args.serving_model_dir, item_embeddings=npz)
+    write_reports(model, config, log, seconds, info, fn_args.model_run_dir)
+
+
+def embedding_memory(model, vocab_sizes: dict[str, int], dim: int) -> dict:
+    """memory_report of the item and user id tables against full tables."""
+    layers = {
+        F.ITEM_ID: model.query_tower.item_embedding,
+        F.USER_ID: model.query_tower.user_embedding,
+    }
+    out = {k: memory_report(layer, vocab_sizes[k], dim) for k, layer in layers.items()}
+    out["total_bytes"] = sum(r["bytes"] for r in out.values())
+    out["total_full_bytes"] = sum(r["full_bytes"] for k, r in out.items() if k != "total_bytes")
+    return out
+
+
+def write_reports(model, config, log: TrainingLog, seconds: float, info: dict, run_dir: str):
+    """Writes training_summary.json and training_curve.png into run_dir."""
+    tf.io.gfile.makedirs(run_dir)
+    steps = len(log.step_losses)
+    summary = {
+        "config": config.to_dict(),
+        **info,
+        "steps": steps,
+        "train_seconds": seconds,
+        "examples_per_sec": steps * config.batch_size / max(seconds, 1e-9),
+        "final_loss": log.epochs[-1]["loss"] if log.epochs else None,
+        "final_step_loss": log.step_losses[-1] if steps else None,
+        "epochs": log.epochs,
+        "embedding_memory": embedding_memory(model, info["vocab_sizes"], config.embedding_dim),
+    }
+    with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2, default=float)
+    plot_curve(log, os.path.join(run_dir, CURVE_FILE), config.loss)
+    print(
+        f"summary: {steps} steps, final loss {summary['final_loss']}, "
+        f"{summary['examples_per_sec']:,.0f} examples/s -> {run_dir}"
+    )
+    return summary
+
+
+def plot_curve(log: TrainingLog, path: str, title: str) -> None:
+    """Loss per step, epoch boundaries dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(range(1, len(log.step_losses) + 1), log.step_losses, lw=1)
+    end = 0
+    for row in log.epochs[:-1]:
+        end += row["steps"]
+        ax.axvline(end, color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="step", ylabel="training loss", title=f"two-tower retrieval ({title})")
+    fig.tight_layout()
+    with tf.io.gfile.GFile(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,209 @@
+"""State brought into a training run from outside: warm start, incremental updates,
+pretrained item vectors and hard negatives mined with the last blessed model.
+
+- `warm_start`: copies the weights of a previously exported model (its
+  serving_model_dir, which is fn_args.base_model when the pipeline wires a
+  Resolver for the latest blessed model) into a freshly built one. Variables are
+  matched by name; full id tables are re-aligned row by row through the old and
+  new vocabularies (ids move when Transform's vocabulary changes), every other
+  variable is copied when its shape matches and skipped otherwise.
+- `train_id_embeddings_only`: the "incremental" update: everything but the item
+  and user id embeddings is frozen.
+- `pretrained_matrix`: item2vec on the training data, or a user file, aligned
+  with the item vocabulary.
+- `load_mined_negatives`: reads `user_id<TAB>item_id item_id ...` lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.common import data
+from models.common.embeddings import FullEmbedding
+from models.retrieval import item2vec
+from models.retrieval.config import ITEM2VEC, RetrievalConfig
+from models.retrieval.layers import HISTORY, ITEM
+from schemas import features as F
+
+VOCAB_FILE = "id_vocabularies.json"  # in <serving_model_dir>/assets.extra/, written by export
+
+
+def _id_tables(model) -> dict:
+    """{feature: full id-embedding layer} of the item and user tables."""
+    layers = {
+        F.ITEM_ID: model.query_tower.item_embedding,
+        F.USER_ID: model.query_tower.user_embedding,
+    }
+    return {k: v for k, v in layers.items() if isinstance(v, FullEmbedding)}
+
+
+def read_vocabularies(tft_output: tft.TFTransformOutput) -> dict[str, list[str]]:
+    """{F.ITEM_ID: [...], F.USER_ID: [...]}: the ids of the tables' first rows."""
+    names = {F.ITEM_ID: F.ITEM_VOCAB, F.USER_ID: F.USER_VOCAB}
+    return {
+        k: [v.decode() if isinstance(v, bytes) else v for v in tft_output.vocabulary_by_name(n)]
+        for k, n in names.items()
+    }
+
+
+def remap_rows(old: np.ndarray, old_vocab, new: np.ndarray, new_vocab, num_oov: int) -> int:
+    """Copies rows of `old` [V0, D] into `new` [V1, D] (in place) by id; returns rows copied.
+
+    Vocabulary ids map through their string; the trailing `num_oov` OOV rows map
+    position by position. New ids keep their fresh initialisation.
+    """
+    index = {item: row for row, item in enumerate(old_vocab)}
+    copied = 0
+    for row, item in enumerate(new_vocab):
+        if item in index and index[item] < len(old):
+            new[row] = old[index[item]]
+            copied += 1
+    for k in range(1, num_oov + 1):
+        if len(old) - k >= len(old_vocab) and len(new) - k >= len(new_vocab):
+            new[len(new) - k] = old[len(old) - k]
+            copied += 1
+    return copied
+
+
+def warm_start(model, base_model_dir: str, tft_output: tft.TFTransformOutput) -> dict:
+    """Loads an exported model's weights into `model` where names and shapes allow.
+
+    Args:
+        model: a built RetrievalModel.
+        base_model_dir: a SavedModel written by `export.export_serving_model`.
+        tft_output: this run's Transform output (for the new vocabularies).
+
+    Returns:
+        {"loaded": [...], "remapped": {name: rows}, "skipped": [...]} variable names.
+    """
+    loaded = tf.saved_model.load(base_model_dir)
+    old = {v.name: v.numpy() for v in loaded.model_variables}
+    vocab_path = os.path.join(base_model_dir, "assets.extra", VOCAB_FILE)
+    old_vocabs = (
+        json.loads(tf.io.gfile.GFile(vocab_path).read()) if tf.io.gfile.exists(vocab_path) else None
+    )
+    new_vocabs = read_vocabularies(tft_output)
+    oov = {F.ITEM_ID: F.ITEM_OOV_BUCKETS, F.USER_ID: F.USER_OOV_BUCKETS}
+    tables = {layer.weights[0].name: key for key, layer in _id_tables(model).items()}
+    report = {"loaded": [], "remapped": {}, "skipped": []}
+    for var in model.weights:
+        value = old.get(var.name)
+        if value is None:
+            report["skipped"].append(var.name)
+        elif var.name in tables and old_vocabs is not None:
+            key = tables[var.name]
+            matrix = var.numpy()
+            rows = remap_rows(value, old_vocabs[key], matrix, new_vocabs[key], oov[key])
+            var.assign(matrix)
+            report["remapped"][var.name] = rows
+        elif tuple(value.shape) == tuple(var.shape):
+            var.assign(value)
+            report["loaded"].append(var.name)
+        else:
+            report["skipped"].append(var.name)
+    return report
+
+
+def train_id_embeddings_only(model) -> list[str]:
+    """Freezes every layer except the item and user id embeddings; returns the trainable names.
+
+    Recompile the model afterwards (`model.compile_model`).
+    """
+    id_layers = [model.query_tower.item_embedding, model.query_tower.user_embedding]
+    keep = {id(x) for layer in id_layers for x in [layer, *layer.submodules]}
+    for tower in (model.query_tower, model.candidate_tower):
+        for layer in tower.submodules:
+            if id(layer) in keep or not hasattr(layer, "trainable"):
+                continue
+            if not any(id(x) in keep for x in layer.submodules):
+                layer.trainable = False
+    return [v.name for v in model.trainable_variables]
+
+
+def item2vec_sentences(dataset, item_vocab, window: int) -> list[list[str]]:
+    """Skip-gram pairs from transformed examples: [history item, positive item].
+
+    The Trainer only sees transformed examples (no raw timestamps), but each one
+    carries the user's chronological history before the event. Pairing every
+    positive target with its `window` most recent history items enumerates each
+    (target, context) pair of the user's sequence exactly once, so item2vec runs
+    with window=1 on these two-item sentences.
+
+    Args:
+        dataset: finite dataset of transformed batches.
+        item_vocab: item id strings of rows 0..len-1.
+        window: history items paired with each target.
+    """
+    sentences, n = [], len(item_vocab)
+    for batch in dataset:
+        positive = batch[F.LABEL].numpy() == 1
+        targets = batch[ITEM].numpy()[positive]
+        history = batch[HISTORY].numpy()[positive]
+        mask = batch[F.HISTORY_MASK].numpy()[positive] > 0
+        for target, row, keep in zip(targets, history, mask, strict=True):
+            context = [h for h in row[keep] if 0 <= h < n][-window:]
+            if 0 <= target < n:
+                sentences += [[item_vocab[h], item_vocab[target]] for h in context]
+    return sentences
+
+
+def pretrained_matrix(
+    config: RetrievalConfig, train_files, tft_output: tft.TFTransformOutput, num_rows: int
+) -> np.ndarray | None:
+    """[num_rows, dim] pretrained item vectors aligned with the item vocabulary, or None.
+
+    "item2vec" trains skip-gram vectors on the transformed train files (see
+    `item2vec_sentences`); any other value is a `load_pretrained` file.
+    """
+    if not config.pretrained:
+        return None
+    vocab = read_vocabularies(tft_output)[F.ITEM_ID]
+    dim = config.embedding_dim if config.pretrained_mode == "init" else config.pretrained_dim
+    if config.pretrained == ITEM2VEC:
+        batches = data.make_dataset(train_files, tft_output, 1024, shuffle=False, num_epochs=1)
+        sentences = item2vec_sentences(batches, vocab, config.item2vec_window)
+        cfg = item2vec.Item2VecConfig(
+            dim=dim, window=1, epochs=config.item2vec_epochs, seed=config.seed
+        )
+        vectors = item2vec.train_item2vec(sentences, cfg)
+    else:
+        vectors = item2vec.load_pretrained(config.pretrained)
+        if config.pretrained_mode == "input":
+            dim = len(next(iter(vectors.values())))
+    matrix, covered = item2vec.init_matrix(vectors, vocab, dim, config.seed, num_rows=num_rows)
+    print(f"pretrained item vectors ({config.pretrained}): {covered}/{len(vocab)} items covered")
+    return matrix
+
+
+def load_mined_negatives(
+    path: str, tft_output: tft.TFTransformOutput, max_per_user: int = 50
+) -> np.ndarray:
+    """Hard negatives per user id: [num user rows incl. OOV, P] item ids, -1 padded.
+
+    File format: one user per line, `user_id<TAB>item_id item_id ...` (items
+    separated by spaces or tabs); blank lines and `#` comments are skipped. Users
+    and items unknown to this run's vocabularies are dropped.
+    """
+    vocabs = read_vocabularies(tft_output)
+    users = {u: i for i, u in enumerate(vocabs[F.USER_ID])}
+    items = {v: i for i, v in enumerate(vocabs[F.ITEM_ID])}
+    lists: dict[int, list[int]] = {}
+    with tf.io.gfile.GFile(path, "r") as f:
+        for line in f:
+            if not line.strip() or line.startswith("#"):
+                continue
+            user, _, rest = line.rstrip("\r\n").partition("\t")
+            if user in users:
+                known = [items[v] for v in rest.split() if v in items]
+                lists.setdefault(users[user], []).extend(known)
+    width = max([1] + [min(len(v), max_per_user) for v in lists.values()])
+    table = np.full((len(users) + F.USER_OOV_BUCKETS, width), -1, np.int64)
+    for row, ids in lists.items():
+        ids = list(dict.fromkeys(ids))[:max_per_user]
+        table[row, : len(ids)] = ids
+    return table

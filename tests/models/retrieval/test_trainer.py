@@ -1,0 +1,194 @@
+"""run_fn end to end on tiny_data, the exported SavedModel, warm start and incremental updates."""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from models.retrieval import export, trainer, updates
+from models.retrieval.config import RetrievalConfig
+from schemas import features as F
+
+BASE = RetrievalConfig(batch_size=32, epochs=2, steps_per_epoch=6, num_mixed_negatives=16)
+
+
+def fn_args(tiny_data, root, config, base_model=None):
+    return FnArgs(
+        train_files=[tiny_data.transformed("train")],
+        eval_files=[tiny_data.transformed("eval")],
+        transform_output=tiny_data.transform_graph,
+        serving_model_dir=os.path.join(root, "model", "Format-Serving"),
+        model_run_dir=os.path.join(root, "model_run"),
+        base_model=base_model,
+        eval_steps=2,
+        custom_config={"retrieval": config.to_dict(), "other_trainer": {"ignored": True}},
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_data, tmp_path_factory):
+    """run_fn with item2vec-initialised items (frozen 2 steps) and mixed negatives."""
+    config = dataclasses.replace(BASE, pretrained="item2vec", freeze_steps=2, item2vec_epochs=1)
+    args = fn_args(tiny_data, str(tmp_path_factory.mktemp("first")), config)
+    trainer.run_fn(args)
+    return args
+
+
+def saved_variables(serving_dir):
+    return {v.name: v.numpy() for v in tf.saved_model.load(serving_dir).model_variables}
+
+
+def test_run_fn_writes_model_curve_and_summary(first_run):
+    loaded = tf.saved_model.load(first_run.serving_model_dir)
+    assert {"serving_default", "query_embedding", "candidate_embedding"} <= set(loaded.signatures)
+    with open(os.path.join(first_run.model_run_dir, trainer.CURVE_FILE), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(os.path.join(first_run.model_run_dir, trainer.SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    assert summary["steps"] == 12 and len(summary["epochs"]) == 2
+    assert summary["examples_per_sec"] > 0 and np.isfinite(summary["final_loss"])
+    memory = summary["embedding_memory"]
+    assert memory[F.ITEM_ID]["full_bytes"] == memory[F.ITEM_ID]["bytes"] > 0
+    assert summary["config"]["pretrained"] == "item2vec"
+    npz = np.load(export.item_embeddings_path(first_run.serving_model_dir))
+    assert npz["embeddings"].shape == (len(npz["ids"]), BASE.output_dim)
+    assert npz["ids"][0] == summary_vocab(first_run)[0]
+    np.testing.assert_allclose(np.linalg.norm(npz["embeddings"], axis=1), 1.0, rtol=1e-5)
+
+
+def summary_vocab(args):
+    return updates.read_vocabularies(tft.TFTransformOutput(args.transform_output))[F.ITEM_ID]
+
+
+def raw_examples(tiny_data, n=6):
+    files = glob.glob(tiny_data.raw("eval"))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").take(n))
+    return tf.stack(records)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_data, tmp_path_factory):
+    """An in-memory model (3 training steps) and its export, side by side."""
+    tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
+    args = fn_args(tiny_data, str(tmp_path_factory.mktemp("export")), BASE)
+    model, _, _ = trainer.prepare_model(BASE, args, tft_output)
+    counts = data_counts(tft_output)
+    ds = trainer.positives_dataset(args.train_files, tft_output, BASE, counts, training=True)
+    model.fit(ds.repeat(), steps_per_epoch=3, epochs=1, verbose=0)
+    export.export_serving_model(model, tft_output, args.serving_model_dir)
+    return model, tft_output, tf.saved_model.load(args.serving_model_dir), args
+
+
+def data_counts(tft_output):
+    from models.common import data
+
+    return data.item_positive_counts(tft_output)
+
+
+def test_saved_model_matches_in_memory_model(exported, tiny_data):
+    model, tft_output, loaded, _ = exported
+    serialized = raw_examples(tiny_data)
+    raw = tf.io.parse_example(serialized, tft_output.raw_feature_spec())
+    transformed = tft_output.transform_raw_features(raw, drop_unused_features=True)
+    expected_q = model.query_tower(transformed).numpy()
+    expected_c = model.candidate_tower(transformed).numpy()
+    scalar = lambda name: tf.reshape(raw[name], [-1])  # noqa: E731
+    query = loaded.signatures["query_embedding"](
+        **{name: scalar(name) for name in (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)},
+        **{name: raw[name] for name in (F.HISTORY_ITEM_IDS, F.HISTORY_GENRES)},
+    )["embedding"]
+    np.testing.assert_allclose(query, expected_q, atol=1e-5)
+    served = loaded.signatures["serving_default"](examples=serialized)["embedding"]
+    np.testing.assert_allclose(served, expected_q, atol=1e-5)
+    candidate = loaded.signatures["candidate_embedding"](
+        item_id=scalar(F.ITEM_ID),
+        genres=tf.sparse.to_dense(raw[F.GENRES], default_value=F.PAD),
+        genre=scalar(F.PRIMARY_GENRE),
+        year=scalar(F.YEAR),
+    )["embedding"]
+    np.testing.assert_allclose(candidate, expected_c, atol=1e-5)
+
+
+def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
+    _, _, loaded, _ = exported
+    query = loaded.signatures["query_embedding"](
+        user_id=tf.constant(["never-seen", ""]),
+        age=tf.constant([200, -1], tf.int64),
+        gender=tf.constant(["?", ""]),
+        occupation=tf.constant(["astronaut", ""]),
+        timestamp=tf.constant([0, 2_000_000_000], tf.int64),
+        history_item_ids=tf.constant([["no-such-item"] * 25 + [""] * 5, [""] * 30]),
+        history_genres=tf.constant([["Nope"] * 25 + [""] * 5, [""] * 30]),
+    )["embedding"].numpy()
+    assert query.shape == (2, BASE.output_dim) and np.all(np.isfinite(query))
+    short = loaded.signatures["query_embedding"](
+        user_id=tf.constant(["u"]),
+        age=tf.constant([30], tf.int64),
+        gender=tf.constant(["F"]),
+        occupation=tf.constant(["x"]),
+        timestamp=tf.constant([5], tf.int64),
+        history_item_ids=tf.zeros([1, 0], tf.string),
+        history_genres=tf.zeros([1, 0], tf.string),
+    )["embedding"]
+    assert short.shape == (1, BASE.output_dim)
+    candidate = loaded.signatures["candidate_embedding"](
+        item_id=tf.constant(["brand-new", ""]),
+        genres=tf.constant([["Space Opera", ""], ["", ""]]),
+        genre=tf.constant(["Space Opera", ""]),
+        year=tf.constant([3000, -1], tf.int64),
+    )["embedding"].numpy()
+    assert np.all(np.isfinite(candidate))
+    empty = tf.train.Example().SerializeToString()
+    assert loaded.signatures["serving_default"](examples=tf.constant([empty]))[
+        "embedding"
+    ].shape == (1, 32)
+
+
+def test_remap_rows_by_hand():
+    old = np.arange(8, dtype=np.float32).reshape(4, 2)  # rows a, b, c, oov
+    new = -np.ones((5, 2), np.float32)  # rows c, a, d, oov1, oov2
+    copied = updates.remap_rows(old, ["a", "b", "c"], new, ["c", "a", "d"], num_oov=1)
+    np.testing.assert_array_equal(new, [[4, 5], [0, 1], [-1, -1], [-1, -1], [6, 7]])
+    assert copied == 3
+
+
+def test_warm_start_loads_weights(exported, tiny_data):
+    model, tft_output, _, args = exported
+    args = fn_args(tiny_data, os.path.dirname(os.path.dirname(args.serving_model_dir)), BASE)
+    fresh, _, _ = trainer.prepare_model(BASE, args, tft_output)
+    report = updates.warm_start(fresh, args.serving_model_dir, tft_output)
+    assert not report["skipped"] and len(report["remapped"]) == 2
+    for mine, theirs in zip(fresh.weights, model.weights, strict=True):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_full_update_warm_starts_and_trains_one_epoch(first_run, tiny_data, tmp_path):
+    args = fn_args(tiny_data, str(tmp_path), BASE, base_model=first_run.serving_model_dir)
+    trainer.run_fn(args)
+    with open(os.path.join(args.model_run_dir, trainer.SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    assert len(summary["epochs"]) == 1 and summary["warm_start"]["skipped"] == 0
+    assert summary["base_model"] == first_run.serving_model_dir
+
+
+def test_incremental_update_changes_only_id_embeddings(first_run, tiny_data, tmp_path):
+    path = tmp_path / "mined.tsv"
+    vocab = updates.read_vocabularies(tft.TFTransformOutput(tiny_data.transform_graph))
+    path.write_text("".join(f"{u}\t{vocab[F.ITEM_ID][3]}\n" for u in vocab[F.USER_ID]))
+    config = dataclasses.replace(BASE, mode="incremental", mined_negatives_path=str(path))
+    args = fn_args(tiny_data, str(tmp_path), config, base_model=first_run.serving_model_dir)
+    trainer.run_fn(args)
+    before = saved_variables(first_run.serving_model_dir)
+    after = saved_variables(args.serving_model_dir)
+    assert before.keys() == after.keys()
+    changed = {name for name in before if not np.array_equal(before[name], after[name])}
+    assert changed == {
+        "query_tower/item_embedding/table/embeddings:0",
+        "query_tower/user_embedding/table/embeddings:0",
+    }
