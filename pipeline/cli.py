@@ -70,7 +70,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         seed=args.seed,
     )
     run_dir = run_directory(work_dir, args.data)
-    retrieval = dataclasses.replace(RetrievalConfig(), loss=args.retrieval_loss)
+    retrieval = dataclasses.replace(RetrievalConfig(), loss=args.retrieval_loss, mode=args.update)
     return C.PipelineConfig(
         data=data,
         sequences=sequences,
@@ -127,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
         help="cap each trainer's steps (0: the model configs' epochs)",
     )
     run.add_argument("--retrieval-loss", default=RetrievalConfig.loss, choices=LOSSES)
+    run.add_argument(
+        "--update",
+        choices=("full", "incremental"),
+        default="full",
+        help="full: warm start from the latest blessed model, one pass; "
+        "incremental: train only the id embeddings on the newest span",
+    )
     run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
     return p
 

@@ -63,12 +63,17 @@ def test_cli_builds_a_config(tmp_path):
         "100",
         "--span",
         "2",
+        "--update",
+        "incremental",
+        "--retrieval-loss",
+        "sampled_softmax",
         "--column-mapping",
         '{"interactions": {"user_id": "customer"}}',
     ]
     config = cli.build_config(cli._parser().parse_args(argv))
     assert config.sequences.rating_threshold is None and config.sequences.cutoff_timestamp == 100
     assert config.data.interaction_span == 2
+    assert (config.retrieval.mode, config.retrieval.loss) == ("incremental", "sampled_softmax")
     assert config.data.column_mapping == {F.INTERACTIONS: {F.USER_ID: "customer"}}
     assert config.pipeline_root.startswith(str(tmp_path / "w"))
 
