@@ -76,6 +76,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         sequences=sequences,
         retrieval=retrieval,
         train_steps=args.train_steps,
+        ranking_min_auc=args.ranking_min_auc,
         name=args.name,
         pipeline_root=os.path.join(run_dir, "pipeline_root"),
         metadata_path=os.path.join(run_dir, "metadata.sqlite"),
@@ -127,6 +128,12 @@ def _parser() -> argparse.ArgumentParser:
         help="cap each trainer's steps (0: the model configs' epochs)",
     )
     run.add_argument("--retrieval-loss", default=RetrievalConfig.loss, choices=LOSSES)
+    run.add_argument(
+        "--ranking-min-auc",
+        type=float,
+        default=C.PipelineConfig.ranking_min_auc,
+        help="the ranker is blessed only at or above this eval AUC",
+    )
     run.add_argument(
         "--update",
         choices=("full", "incremental"),

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from components.behavior_sequence_gen.sequences import SequenceConfig
 from components.retrieval_evaluator.metrics import BlessingConfig
 from components.table_gen import formats
+from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
 from schemas import features as F
 
@@ -98,6 +99,10 @@ class PipelineConfig:
         sequences: BehaviorSequenceGen's config.
         retrieval: the two-tower model's config (the Trainer's custom_config).
         retrieval_blessing: RetrievalEvaluator's thresholds.
+        ranking: the DIN ranker's config (the Trainer's custom_config).
+        ranking_min_auc: the ranker Evaluator's absolute AUC floor.
+        ranking_auc_tolerance: how far below the last blessed ranker's AUC a new
+            one may be and still be blessed.
         train_steps: caps each trainer's steps; 0 trains the configs' epochs.
         pipeline_root: where artifacts go.
         metadata_path: the SQLite MLMD file (local runners).
@@ -112,6 +117,9 @@ class PipelineConfig:
     sequences: SequenceConfig = SequenceConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     retrieval_blessing: BlessingConfig = BlessingConfig()
+    ranking: RankingConfig = RankingConfig()
+    ranking_min_auc: float = 0.55
+    ranking_auc_tolerance: float = 0.01
     train_steps: int = 0
     name: str = "recsys"
     beam_pipeline_args: tuple[str, ...] = ()

@@ -15,6 +15,8 @@ from components.behavior_sequence_gen.component import BehaviorSequenceGen
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.strict_example_validator.component import StrictExampleValidator
 from components.table_gen.component import TableExampleGen
+from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
+from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from pipeline.config import PipelineConfig
 from pipeline.schema import SCHEMA_PATH
@@ -23,6 +25,8 @@ from schemas import features as F
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
 RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR = "retrieval_trainer", "retrieval_evaluator"
+RANKING_RUN_FN = "models.ranking.trainer.run_fn"
+RANKING_TRAINER, RANKING_EVALUATOR = "ranking_trainer", "ranking_evaluator"
 
 
 def _span(span: int | None):
@@ -149,6 +153,29 @@ def _retrieval_stages(config: PipelineConfig, stages: dict) -> list:
     return [baseline, trainer, evaluator]
 
 
+def _ranking_stages(config: PipelineConfig, stages: dict) -> list:
+    """DIN trainer (warm-started from the latest blessed ranker) and TFMA's Evaluator."""
+    baseline = _latest_blessed(RANKING_TRAINER, RANKING_EVALUATOR, "latest_blessed_ranking")
+    trainer = _trainer(
+        RANKING_TRAINER,
+        RANKING_RUN_FN,
+        stages,
+        baseline.outputs["model"],
+        {RANKING_KEY: config.ranking.to_dict()},
+        config.train_steps,
+    )
+    evaluator = tfx.components.Evaluator(
+        **evaluator_kwargs(
+            examples=stages["sequences"].outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=baseline.outputs["model"],
+            auc_lower_bound=config.ranking_min_auc,
+            auc_tolerance=config.ranking_auc_tolerance,
+        )
+    ).with_id(RANKING_EVALUATOR)
+    return [baseline, trainer, evaluator]
+
+
 def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline (DESIGN §4).
 
@@ -158,7 +185,11 @@ def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl
             "Transform" for the data stages).
     """
     stages = _data_stages(config)
-    components = [*stages.values(), *_retrieval_stages(config, stages)]
+    components = [
+        *stages.values(),
+        *_retrieval_stages(config, stages),
+        *_ranking_stages(config, stages),
+    ]
     gates = [(stages["validator"], stages["transform"])]  # anomalies stop before Transform
     if until:
         components = _upstream_closure(components, gates, until)

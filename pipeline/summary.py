@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -13,7 +14,7 @@ from schemas import features as F
 
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 SEQUENCE_NODE, TRANSFORM_NODE = "BehaviorSequenceGen", "Transform"
-RETRIEVAL_EVALUATOR = "retrieval_evaluator"
+RETRIEVAL_EVALUATOR, RANKING_EVALUATOR = "retrieval_evaluator", "ranking_evaluator"
 COUNT_KEYS = ("events_read", "users", "catalog_items", "train_examples", "eval_examples")
 
 
@@ -76,7 +77,38 @@ def collect(config: PipelineConfig) -> dict:
                     "reasons": metrics.get("reasons", []),
                     "plot": os.path.join(artifact.uri, "recall_at_k.png"),
                 }
+    if RANKING_EVALUATOR in runs:
+        summary["ranking"] = _ranking_metrics(store, runs[RANKING_EVALUATOR])
     return summary
+
+
+def _ranking_metrics(store, execution) -> dict:
+    """Overall-slice AUC / LogLoss / GAUC and the blessing of TFMA's Evaluator."""
+    import tensorflow_model_analysis as tfma  # heavy: only when the Evaluator ran
+
+    result = {}
+    for artifact in _outputs(store, execution):
+        if os.path.exists(os.path.join(artifact.uri, "BLESSED")):
+            result["blessed"] = True
+        elif os.path.exists(os.path.join(artifact.uri, "NOT_BLESSED")):
+            result["blessed"] = False
+        elif glob.glob(os.path.join(artifact.uri, "metrics*")):
+            for metrics in tfma.load_metrics(artifact.uri):
+                if not metrics.slice_key.single_slice_keys:  # the overall slice
+                    result["metrics"] = _flatten_tfma(metrics)
+    return result
+
+
+def _flatten_tfma(metrics) -> dict:
+    out = {}
+    for key in metrics.metric_keys_and_values:
+        if key.key.model_name and key.key.is_diff:
+            continue
+        value = key.value
+        if value.HasField("double_value"):
+            name = key.key.name + ("_baseline" if key.key.model_name == "baseline" else "")
+            out[name] = value.double_value.value
+    return out
 
 
 def _vocabulary_sizes(store, execution) -> dict[str, int]:
@@ -132,5 +164,14 @@ def render(summary: dict, config: PipelineConfig) -> str:
             f"HR@100 {m['hr@100']:.3f} · coverage@10 {m['coverage@10']:.3f} · {verdict}"
         )
         lines.append(f"  recall@K curve: {r['plot']}")
+    if summary.get("ranking", {}).get("metrics"):
+        r = summary["ranking"]
+        m = r["metrics"]
+        verdict = "blessed" if r.get("blessed") else "NOT blessed (see the Evaluator's output)"
+        lines.append(
+            f"  ranking (eval examples): AUC {m.get('auc', float('nan')):.3f} · "
+            f"LogLoss {m.get('binary_crossentropy', float('nan')):.3f} · "
+            f"GAUC {m.get('gauc', float('nan')):.3f} · {verdict}"
+        )
     lines.append(f"  artifacts: {config.pipeline_root}")
     return "\n".join(lines)

@@ -95,7 +95,7 @@ def warm_start(model, base_model_dir: str, tft_output: tft.TFTransformOutput) ->
         value = old.get(var.name)
         if value is None:
             report["skipped"].append(var.name)
-        elif var.name in tables and old_vocabs is not None:
+        elif var.name in tables and old_vocabs is not None and value.shape[1:] == var.shape[1:]:
             key = tables[var.name]
             matrix = var.numpy()
             rows = remap_rows(value, old_vocabs[key], matrix, new_vocabs[key], oov[key])

@@ -1,5 +1,6 @@
 """The whole pipeline, run by LocalDagRunner on tiny synthetic data."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from components import example_codec
-from pipeline import cli, summary
+from pipeline import cli, local_runner, summary
 from schemas import features as F
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +27,9 @@ EXPECTED_COMPONENTS = {
     "latest_blessed_retrieval",
     "retrieval_trainer",
     "retrieval_evaluator",
+    "latest_blessed_ranking",
+    "ranking_trainer",
+    "ranking_evaluator",
 }
 
 
@@ -36,7 +40,18 @@ def count_records(pattern):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
-    argv = ["run", "--data", "synthetic:tiny", "--work-dir", str(work), "--negative-ratio", "2"]
+    # Tiny data trains a weak ranker: no AUC floor, so that run 2 has a baseline to lose to.
+    argv = [
+        "run",
+        "--data",
+        "synthetic:tiny",
+        "--work-dir",
+        str(work),
+        "--negative-ratio",
+        "2",
+        "--ranking-min-auc",
+        "0",
+    ]
     assert cli.main(argv) == 0
     config = cli.build_config(cli._parser().parse_args(argv))
     return config, summary.collect(config)
@@ -80,6 +95,38 @@ def test_retrieval_trained_evaluated_and_blessed(run):
     assert 0 < metrics["hr@10"] <= metrics["hr@50"] <= metrics["hr@100"] <= 1
     assert result["retrieval"]["blessed"]  # the first model has no baseline to beat
     assert os.path.getsize(result["retrieval"]["plot"]) > 0
+
+
+def test_ranker_trained_evaluated_and_blessed(run):
+    _, result = run
+    metrics = result["ranking"]["metrics"]
+    assert metrics["example_count"] == result["counts"]["eval_examples"]
+    assert 0 < metrics["auc"] <= 1 and 0 < metrics["gauc"] <= 1
+    assert result["ranking"]["blessed"]  # no floor and no baseline yet
+
+
+def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
+    """Run 2 resolves run 1's blessed models as baselines; its degraded retriever loses."""
+    config, first = run
+    # Other tower sizes (nothing to warm-start) and one training step: a near-random model.
+    worse = dataclasses.replace(
+        config,
+        retrieval=dataclasses.replace(config.retrieval, embedding_dim=8, output_dim=8),
+        ranking=dataclasses.replace(config.ranking, item_dim=8),
+        train_steps=1,
+    )
+    local_runner.run(worse)
+    second = summary.collect(worse)
+    assert second["components"]["BehaviorSequenceGen"]["state"] == "CACHED"
+    assert second["components"]["retrieval_trainer"]["state"] == "COMPLETE"
+    evaluation = glob.glob(
+        os.path.join(config.pipeline_root, "retrieval_evaluator", "evaluation", "*", "metrics.json")
+    )
+    latest = json.load(open(max(evaluation, key=os.path.getmtime)))
+    assert latest["baseline"]["hr@10"] == first["retrieval"]["metrics"]["hr@10"]
+    assert not second["retrieval"]["blessed"]
+    assert "baseline" in " ".join(second["retrieval"]["reasons"])
+    assert "auc_baseline" in second["ranking"]["metrics"]  # compared against run 1's ranker
 
 
 def test_summary_file_written(run):

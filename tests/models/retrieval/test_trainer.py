@@ -168,6 +168,15 @@ def test_warm_start_loads_weights(exported, tiny_data):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
+def test_warm_start_skips_tables_of_another_width(exported, tiny_data):
+    """A changed embedding size must not break the next run: those tables start fresh."""
+    _, tft_output, _, args = exported
+    narrow = dataclasses.replace(BASE, embedding_dim=8)
+    fresh, _, _ = trainer.prepare_model(narrow, args, tft_output)
+    report = updates.warm_start(fresh, args.serving_model_dir, tft_output)
+    assert not report["remapped"] and report["skipped"]
+
+
 def test_full_update_warm_starts_and_trains_one_epoch(first_run, tiny_data, tmp_path):
     args = fn_args(tiny_data, str(tmp_path), BASE, base_model=first_run.serving_model_dir)
     trainer.run_fn(args)

@@ -1,0 +1,231 @@
+"""BENCHMARKS B2: DIN vs the base DNN (mean-pooled history) and Dice vs PReLU on ML-100K.
+
+Runs the data stages (ExampleGens -> BehaviorSequenceGen -> validation -> Transform; the
+pipeline's leave-last-out split, cached in the work dir after the first run), then trains
+each model with 3 seeds and the same budget, and evaluates on the eval split: AUC, GAUC
+(user-weighted AUC), RelaImpr = (AUC(model) - 0.5) / (AUC(dnn) - 0.5) - 1 and training
+examples/s. Writes bench/results/ranking.json and ranking.png; prints a table last.
+
+    python -m bench.ranking [--quick] [--data PATH] [--seeds N] [--epochs E] [--set key=value]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "results")
+DEFAULT_ML100K = os.path.join(REPO, "..", "shared", "data", "ml-100k")
+DATASET = "ml-100k"
+# The three systems: overrides of the shared benchmark config (same budget for all).
+MODELS = {"din": {}, "dnn": {"pooling": "mean"}, "din_prelu": {"activation": "prelu"}}
+BASE = "dnn"
+# Shared hyperparameters, tuned once for both DIN and the DNN (see the report).
+BENCH_CONFIG = {"epochs": 8, "batch_size": 256, "learning_rate": 1e-3, "mba_lambda": 0.01}
+
+
+def relaimpr(auc: float, base_auc: float) -> float:
+    """RelaImpr = (AUC - 0.5) / (AUC_base - 0.5) - 1 (DIN paper, eq. 10)."""
+    return (auc - 0.5) / (base_auc - 0.5) - 1.0
+
+
+def data_stages(ml100k: str, work_dir: str):
+    """Runs the data stages up to Transform (cached by MLMD) and returns their output dirs."""
+    from pipeline import cli
+
+    argv = ["run", "--data", f"movielens-100k:{ml100k}", "--work-dir", work_dir]
+    argv += ["--until", "Transform"]
+    if cli.main(argv) != 0:
+        raise SystemExit("the data stages failed")
+    root = cli.build_config(cli._parser().parse_args(argv)).pipeline_root
+
+    def latest(*parts):
+        return sorted(glob.glob(os.path.join(root, *parts, "*")), key=os.path.getmtime)[-1]
+
+    return latest("Transform", "transform_graph"), latest("Transform", "transformed_examples")
+
+
+def run_one(name: str, config, tft_output, examples_dir: str) -> dict:
+    """Trains and evaluates one model; returns its metrics and curve."""
+    from models.ranking import trainer
+
+    files = {s: os.path.join(examples_dir, f"Split-{s}", "*") for s in ("train", "eval")}
+    print(f"--- {name} seed {config.seed}", flush=True)
+    start = time.time()
+    result = trainer.train(config, tft_output, files["train"], files["eval"])
+    s = result.summary
+    steady = [h["examples_per_second"] for h in s["history"][1:]] or [s["examples_per_second"]]
+    return {
+        "seed": config.seed,
+        **{k: s["eval"][k] for k in ("auc", "gauc", "logloss", "examples", "gauc_users")},
+        "examples_per_second": float(np.median(steady)),  # epochs after the first (tracing)
+        "wall_s": time.time() - start,
+        "curve": [
+            {k: h[k] for k in ("epoch", "loss", "eval_auc", "eval_gauc")} for h in s["history"]
+        ],
+    }
+
+
+def _stats(values) -> tuple[float, float]:
+    values = np.asarray(values, np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def summarize(runs: dict[str, list[dict]], config_dict: dict) -> dict:
+    """The JSON of BENCHMARKS B2 (extra per-model keys beside the required ones)."""
+    out = {}
+    base_aucs = [r["auc"] for r in runs[BASE]]
+    for name, rs in runs.items():
+        auc_m, auc_s = _stats([r["auc"] for r in rs])
+        gauc_m, gauc_s = _stats([r["gauc"] for r in rs])
+        paired = [relaimpr(r["auc"], b) for r, b in zip(rs, base_aucs, strict=True)]
+        out[name] = {
+            "auc_mean": auc_m,
+            "auc_std": auc_s,
+            "gauc_mean": gauc_m,
+            "gauc_std": gauc_s,
+            "logloss_mean": _stats([r["logloss"] for r in rs])[0],
+            "relaimpr_vs_dnn": relaimpr(auc_m, _stats(base_aucs)[0]),
+            "relaimpr_vs_dnn_per_seed": paired,
+            "examples_per_second_median": float(np.median([r["examples_per_second"] for r in rs])),
+            "config": {**config_dict, **MODELS[name]},
+            "runs": rs,
+        }
+    out["din"]["relaimpr_vs_din_prelu"] = relaimpr(
+        out["din"]["auc_mean"], out["din_prelu"]["auc_mean"]
+    )
+    return {DATASET: {**out, "relaimpr_din_vs_dnn": out["din"]["relaimpr_vs_dnn"]}}
+
+
+def plot(results: dict, path: str) -> None:
+    """Bars of AUC / GAUC (mean, std over seeds) and the mean eval-AUC curve per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = {k: v for k, v in results[DATASET].items() if k in MODELS}
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.arange(len(models))
+    for i, metric in enumerate(("auc", "gauc")):
+        means = [m[f"{metric}_mean"] for m in models.values()]
+        stds = [m[f"{metric}_std"] for m in models.values()]
+        bars.bar(x + (i - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=4, label=metric.upper())
+    lo = min(m["gauc_mean"] for m in models.values()) - 0.03
+    bars.set_ylim(lo, max(m["auc_mean"] for m in models.values()) + 0.02)
+    bars.set_xticks(x, list(models))
+    bars.set_title("eval AUC / GAUC (mean, std over seeds)")
+    bars.legend()
+    for name, m in models.items():
+        curve = np.mean([[c["eval_auc"] for c in r["curve"]] for r in m["runs"]], axis=0)
+        curves.plot(np.arange(1, len(curve) + 1), curve, "o-", label=name)
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("eval AUC (mean over seeds)")
+    curves.grid(alpha=0.3)
+    curves.legend()
+    fig.suptitle("B2: DIN vs base DNN on ML-100K")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(results: dict, epochs: int, seeds: int) -> str:
+    r = results[DATASET]
+    first = r["din"]["runs"][0]
+    lines = [
+        f"B2 ranking on ML-100K: {seeds} seed(s), {epochs} epochs each, eval "
+        f"{first['examples']:,} examples, GAUC over {first['gauc_users']} users",
+        f"{'model':<10} {'AUC mean±std':>17} {'GAUC mean±std':>17} {'RelaImpr':>9} "
+        f"{'examples/s':>11}",
+    ]
+    for name in MODELS:
+        m = r[name]
+        lines.append(
+            f"{name:<10} {m['auc_mean']:>9.4f}±{m['auc_std']:.4f} "
+            f"{m['gauc_mean']:>9.4f}±{m['gauc_std']:.4f} {m['relaimpr_vs_dnn']:>+8.2%} "
+            f"{m['examples_per_second_median']:>11,.0f}"
+        )
+    verdict = "met" if r["relaimpr_din_vs_dnn"] >= 0.02 else "NOT met"
+    lines.append(
+        f"RelaImpr DIN vs DNN {r['relaimpr_din_vs_dnn']:+.2%} (target >= +2%: {verdict}); "
+        f"DIN (Dice) vs DIN (PReLU) {r['din']['relaimpr_vs_din_prelu']:+.2%}"
+    )
+    return "\n".join(lines)
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a bare string, e.g. activation=prelu
+    return out
+
+
+def main(argv=None) -> int:
+    """Runs B2; returns the exit code."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
+    p.add_argument("--data", default=DEFAULT_ML100K, help="the ML-100K directory")
+    p.add_argument("--work-dir", default=os.path.join(REPO, ".work", "bench-ranking"))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--set", action="append", default=[], help="config override, e.g. dropout=0.1")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    args = p.parse_args(argv)
+    if not os.path.exists(os.path.join(args.data, "u.data")):
+        print(
+            f"ML-100K not found at {os.path.abspath(args.data)}: skipping B2 (download it "
+            "from GroupLens there; it must not be committed)"
+        )
+        return 0
+    import tensorflow_transform as tft
+
+    from models.ranking.config import RankingConfig
+
+    graph, examples = data_stages(os.path.abspath(args.data), args.work_dir)
+    tft_output = tft.TFTransformOutput(graph)
+    shared = {**BENCH_CONFIG, **_overrides(args.set)}
+    if args.epochs or args.quick:
+        shared["epochs"] = args.epochs or 2
+    seeds = 1 if args.quick else args.seeds
+    names = [n for n in args.models.split(",") if n in MODELS]
+    runs = {
+        name: [
+            run_one(
+                name,
+                RankingConfig.from_dict({**shared, **MODELS[name], "seed": s}),
+                tft_output,
+                examples,
+            )
+            for s in range(seeds)
+        ]
+        for name in names
+    }
+    if set(names) != set(MODELS):  # a subset: print the runs only
+        print(
+            json.dumps(
+                {n: [{k: r[k] for k in ("auc", "gauc")} for r in rs] for n, rs in runs.items()}
+            )
+        )
+        return 0
+    results = summarize(runs, shared)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "ranking.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plot(results, os.path.join(RESULTS, "ranking.png"))
+    print("\n" + table(results, shared["epochs"], seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

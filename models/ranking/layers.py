@@ -1,0 +1,235 @@
+"""DIN building blocks: Dice, PReLU, an MLP, the local activation unit and mean pooling.
+
+Shapes: B batch, N candidates per row (optional axis), L history positions, d widths.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tf_keras
+
+from models.ranking.config import DICE, PRELU
+
+_NEG_INF = -1e9
+
+
+class Dice(tf_keras.layers.Layer):
+    """Data-adaptive activation (DIN paper, eq. 8), with an alpha per unit.
+
+    y = p(s) * s + (1 - p(s)) * alpha * s, with p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps)).
+    In training E[s] and Var[s] (biased) are the batch statistics of each unit over every
+    axis but the last (over the valid entries when a mask is given); at inference they are
+    moving averages updated in training: moving = momentum * moving + (1 - momentum) * batch.
+    """
+
+    def __init__(self, epsilon: float = 1e-8, momentum: float = 0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon, self.momentum = epsilon, momentum
+
+    def build(self, input_shape):
+        units = int(input_shape[-1])
+        self.alpha = self.add_weight("alpha", [units], initializer="zeros")
+        self.moving_mean = self.add_weight(
+            "moving_mean", [units], initializer="zeros", trainable=False
+        )
+        self.moving_variance = self.add_weight(
+            "moving_variance", [units], initializer="ones", trainable=False
+        )
+        super().build(input_shape)
+
+    def call(self, inputs, training=None, mask=None):
+        """Args: inputs [..., units]; mask [...] (1 = valid), optional.
+
+        Returns:
+            [..., units].
+        """
+        if training:
+            mean, variance = self._moments(inputs, mask)
+            self._update_moving(mean, variance, inputs, mask)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        p = tf.sigmoid((inputs - mean) * tf.math.rsqrt(variance + self.epsilon))
+        return p * inputs + (1.0 - p) * self.alpha * inputs
+
+    @staticmethod
+    def _moments(x, mask):
+        x2 = tf.reshape(x, [-1, tf.shape(x)[-1]])
+        if mask is None:
+            w = tf.ones_like(x2[:, :1])
+        else:
+            w = tf.reshape(tf.cast(mask, x.dtype), [-1, 1])
+        total = tf.reduce_sum(w)
+        mean = tf.math.divide_no_nan(tf.reduce_sum(w * x2, 0), total)
+        variance = tf.math.divide_no_nan(tf.reduce_sum(w * tf.square(x2 - mean), 0), total)
+        return mean, variance
+
+    def _update_moving(self, mean, variance, x, mask):
+        keep = self.momentum
+        valid = tf.size(x) > 0 if mask is None else tf.reduce_sum(tf.cast(mask, x.dtype)) > 0
+        new_mean = keep * self.moving_mean + (1 - keep) * mean
+        new_var = keep * self.moving_variance + (1 - keep) * variance
+        self.moving_mean.assign(tf.where(valid, new_mean, self.moving_mean))
+        self.moving_variance.assign(tf.where(valid, new_var, self.moving_variance))
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon, "momentum": self.momentum}
+
+
+class PReLU(tf_keras.layers.Layer):
+    """y = max(0, x) + alpha * min(0, x), one alpha per unit (last axis), any input rank."""
+
+    def __init__(self, alpha_init: float = 0.25, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha_init = alpha_init
+
+    def build(self, input_shape):
+        self.alpha = self.add_weight(
+            "alpha",
+            [int(input_shape[-1])],
+            initializer=tf_keras.initializers.Constant(self.alpha_init),
+        )
+        super().build(input_shape)
+
+    def call(self, inputs, training=None, mask=None):
+        del training, mask
+        return tf.nn.relu(inputs) - self.alpha * tf.nn.relu(-inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha_init": self.alpha_init}
+
+
+class MLP(tf_keras.layers.Layer):
+    """Dense -> Dice/PReLU (-> dropout) per hidden size; the activation sees the mask."""
+
+    def __init__(
+        self,
+        units: tuple[int, ...] | list[int],
+        activation: str = DICE,
+        epsilon: float = 1e-8,
+        momentum: float = 0.99,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if activation not in (DICE, PRELU):
+            raise ValueError(f"activation must be {DICE!r} or {PRELU!r}, got {activation!r}")
+        self.units, self.activation = tuple(units), activation
+        self.epsilon, self.momentum, self.dropout = epsilon, momentum, dropout
+        self.dense = [tf_keras.layers.Dense(u, name=f"dense{i}") for i, u in enumerate(units)]
+        self.acts = [
+            Dice(epsilon, momentum, name=f"dice{i}")
+            if activation == DICE
+            else PReLU(name=f"prelu{i}")
+            for i in range(len(self.units))
+        ]
+        self.drop = tf_keras.layers.Dropout(dropout) if dropout else None
+
+    def call(self, inputs, training=None, mask=None):
+        """Args: inputs [..., d_in]; mask [...] for Dice's statistics. Returns [..., units[-1]]."""
+        x = inputs
+        for dense, act in zip(self.dense, self.acts, strict=True):
+            x = act(dense(x), training=training, mask=mask)
+            if self.drop is not None:
+                x = self.drop(x, training=training)
+        return x
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": list(self.units),
+            "activation": self.activation,
+            "epsilon": self.epsilon,
+            "momentum": self.momentum,
+            "dropout": self.dropout,
+        }
+
+
+class LocalActivationUnit(tf_keras.layers.Layer):
+    """DIN's attention: one weight per history position, from [q, k, q - k, q * k] via an MLP.
+
+    Padded positions get weight 0. Without softmax (the default, as in the DIN paper) the
+    weights are unnormalised; with softmax they sum to 1 over the valid positions. A history
+    with no valid position pools to zeros.
+
+    The first layer's kernel W = [Wq; Wk; Wd; Wp] ([4d, h]) acts on the concatenation, which
+    is computed without materialising it: q (Wq + Wd) once per candidate, k (Wk - Wd) once
+    per history position, and only (q * k) Wp per (candidate, position) pair.
+    """
+
+    def __init__(
+        self,
+        units: tuple[int, ...] | list[int] = (80, 40),
+        activation: str = DICE,
+        softmax: bool = False,
+        epsilon: float = 1e-8,
+        momentum: float = 0.99,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units, self.activation, self.softmax = tuple(units), activation, softmax
+        self.epsilon, self.momentum = epsilon, momentum
+        self.mlp = MLP(units, activation, epsilon, momentum, name="mlp")
+        self.out = tf_keras.layers.Dense(1, name="weight")
+
+    def build(self, input_shape):
+        d = int(input_shape[1][-1])
+        self.mlp.dense[0].build(tf.TensorShape([None, 4 * d]))
+        super().build(input_shape)
+
+    def _first_layer(self, q, keys):
+        """Pre-activations [B, N, L, h] of the first layer on [q, k, q - k, q * k]."""
+        dense = self.mlp.dense[0]
+        wq, wk, wd, wp = tf.split(dense.kernel, 4, axis=0)  # each [d, h]
+        per_query = tf.einsum("bnd,dh->bnh", q, wq + wd)
+        per_key = tf.einsum("bld,dh->blh", keys, wk - wd)
+        pairs = tf.einsum("bnld,dh->bnlh", q[:, :, tf.newaxis, :] * keys[:, tf.newaxis], wp)
+        return pairs + per_query[:, :, tf.newaxis] + per_key[:, tf.newaxis] + dense.bias
+
+    def call(self, inputs, training=None):
+        """Pools the history for each query.
+
+        Args:
+            inputs: (query [B, d] or [B, N, d], keys [B, L, d], mask [B, L] with 1 = valid).
+
+        Returns:
+            (pooled [B, d] or [B, N, d], weights [B, L] or [B, N, L]).
+        """
+        query, keys, mask = inputs
+        single = query.shape.rank == 2
+        q = query[:, tf.newaxis, :] if single else query  # [B, N, d]
+        shape = tf.stack([tf.shape(q)[0], tf.shape(q)[1], tf.shape(keys)[1]])
+        m = tf.broadcast_to(tf.cast(mask, q.dtype)[:, tf.newaxis, :], shape)  # [B, N, L]
+        x = self.mlp.acts[0](self._first_layer(q, keys), training=training, mask=m)
+        for dense, act in zip(self.mlp.dense[1:], self.mlp.acts[1:], strict=True):
+            x = act(dense(x), training=training, mask=m)
+        score = tf.squeeze(self.out(x), -1)  # [B, N, L]
+        if self.softmax:
+            score = tf.nn.softmax(tf.where(m > 0, score, _NEG_INF), axis=-1)
+        weights = score * m
+        pooled = tf.einsum("bnl,bld->bnd", weights, keys)
+        if single:
+            return pooled[:, 0], weights[:, 0]
+        return pooled, weights
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": list(self.units),
+            "activation": self.activation,
+            "softmax": self.softmax,
+            "epsilon": self.epsilon,
+            "momentum": self.momentum,
+        }
+
+
+class MaskedMeanPooling(tf_keras.layers.Layer):
+    """The base DNN's pooling: the mean of the valid history vectors (zeros if none)."""
+
+    def call(self, inputs):
+        """Args: inputs (keys [B, L, d], mask [B, L]). Returns [B, d]."""
+        keys, mask = inputs
+        m = tf.cast(mask, keys.dtype)[..., tf.newaxis]
+        return tf.reduce_sum(keys * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+    def get_config(self):
+        return super().get_config()
