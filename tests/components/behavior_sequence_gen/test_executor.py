@@ -15,8 +15,14 @@ def test_empty_results_are_errors():
 
 
 def test_config_round_trips_through_exec_properties():
-    cfg = S.SequenceConfig(history_length=7, rating_threshold=None, split=S.TIME_CUTOFF,
-                           cutoff_timestamp=99, negative_ratio=3, seed=5)
+    cfg = S.SequenceConfig(
+        history_length=7,
+        rating_threshold=None,
+        split=S.TIME_CUTOFF,
+        cutoff_timestamp=99,
+        negative_ratio=3,
+        seed=5,
+    )
     props = {f: getattr(cfg, f) for f in S.SequenceConfig.__dataclass_fields__}
     assert executor.config_from_properties(props) == cfg
     # TFX drops optional properties that are None: absence means an implicit log.

@@ -171,4 +171,13 @@ def test_sampler_returns_fewer_when_catalog_exhausted():
 
 def test_history_buckets():
     assert [F.history_bucket(n) for n in (0, 1, 4, 5, 9, 10, 19, 20, 25)] == [
-        "0", "1-4", "1-4", "5-9", "5-9", "10-19", "10-19", "20+", "20+"]
+        "0",
+        "1-4",
+        "1-4",
+        "5-9",
+        "5-9",
+        "10-19",
+        "10-19",
+        "20+",
+        "20+",
+    ]
