@@ -25,25 +25,12 @@ import tensorflow_transform as tft
 
 from models.retrieval import updates
 from schemas import features as F
+from schemas import serving
 
 EMBEDDING = "embedding"
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npz"
 L = F.HISTORY_LENGTH
-_QUERY_SPEC = {
-    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
-    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
-    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
-    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
-    F.TIMESTAMP: tf.TensorSpec([None], tf.int64, F.TIMESTAMP),
-    F.HISTORY_ITEM_IDS: tf.TensorSpec([None, None], tf.string, F.HISTORY_ITEM_IDS),
-    F.HISTORY_GENRES: tf.TensorSpec([None, None], tf.string, F.HISTORY_GENRES),
-}
-_CANDIDATE_SPEC = {
-    F.ITEM_ID: tf.TensorSpec([None], tf.string, F.ITEM_ID),
-    F.GENRES: tf.TensorSpec([None, None], tf.string, F.GENRES),
-    F.PRIMARY_GENRE: tf.TensorSpec([None], tf.string, F.PRIMARY_GENRE),
-    F.YEAR: tf.TensorSpec([None], tf.int64, F.YEAR),
-}
+_QUERY_SPEC, _CANDIDATE_SPEC = serving.QUERY_SPEC, serving.CANDIDATE_SPEC
 _EXAMPLE_DEFAULTS = {  # serving_default: features absent from a tf.Example
     F.USER_ID: F.PAD,
     F.AGE: F.MISSING_INT,

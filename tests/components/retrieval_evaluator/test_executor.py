@@ -16,23 +16,10 @@ from components import example_codec
 from components.retrieval_evaluator import executor as E
 from components.retrieval_evaluator import metrics as M
 from schemas import features as F
+from schemas import serving
 
 DIM = 8
-QUERY_SPEC = {
-    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
-    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
-    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
-    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
-    F.TIMESTAMP: tf.TensorSpec([None], tf.int64, F.TIMESTAMP),
-    F.HISTORY_ITEM_IDS: tf.TensorSpec([None, None], tf.string, F.HISTORY_ITEM_IDS),
-    F.HISTORY_GENRES: tf.TensorSpec([None, None], tf.string, F.HISTORY_GENRES),
-}
-CANDIDATE_SPEC = {
-    F.ITEM_ID: tf.TensorSpec([None], tf.string, F.ITEM_ID),
-    F.GENRES: tf.TensorSpec([None, None], tf.string, F.GENRES),
-    F.PRIMARY_GENRE: tf.TensorSpec([None], tf.string, F.PRIMARY_GENRE),
-    F.YEAR: tf.TensorSpec([None], tf.int64, F.YEAR),
-}
+QUERY_SPEC, CANDIDATE_SPEC = serving.QUERY_SPEC, serving.CANDIDATE_SPEC
 
 
 class _TinyModel(tf.Module):
