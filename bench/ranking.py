@@ -171,8 +171,7 @@ def _overrides(pairs: list[str]) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    """Runs B2; returns the exit code."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 seed, 2 epochs")
     p.add_argument("--data", default=DEFAULT_ML100K, help="the ML-100K directory")
@@ -181,7 +180,24 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int)
     p.add_argument("--set", action="append", default=[], help="config override, e.g. dropout=0.1")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
-    args = p.parse_args(argv)
+    return p
+
+
+def run_all(names, shared: dict, seeds: int, tft_output, examples_dir: str) -> dict:
+    """{model: [run per seed]}; seeds outermost, so the models share load conditions."""
+    from models.ranking.config import RankingConfig
+
+    runs = {name: [] for name in names}
+    for seed in range(seeds):
+        for name in names:
+            config = RankingConfig.from_dict({**shared, **MODELS[name], "seed": seed})
+            runs[name].append(run_one(name, config, tft_output, examples_dir))
+    return runs
+
+
+def main(argv=None) -> int:
+    """Runs B2; returns the exit code."""
+    args = _parser().parse_args(argv)
     if not os.path.exists(os.path.join(args.data, "u.data")):
         print(
             f"ML-100K not found at {os.path.abspath(args.data)}: skipping B2 (download it "
@@ -190,33 +206,15 @@ def main(argv=None) -> int:
         return 0
     import tensorflow_transform as tft
 
-    from models.ranking.config import RankingConfig
-
     graph, examples = data_stages(os.path.abspath(args.data), args.work_dir)
-    tft_output = tft.TFTransformOutput(graph)
     shared = {**BENCH_CONFIG, **_overrides(args.set)}
     if args.epochs or args.quick:
         shared["epochs"] = args.epochs or 2
     seeds = 1 if args.quick else args.seeds
     names = [n for n in args.models.split(",") if n in MODELS]
-    runs = {
-        name: [
-            run_one(
-                name,
-                RankingConfig.from_dict({**shared, **MODELS[name], "seed": s}),
-                tft_output,
-                examples,
-            )
-            for s in range(seeds)
-        ]
-        for name in names
-    }
+    runs = run_all(names, shared, seeds, tft.TFTransformOutput(graph), examples)
     if set(names) != set(MODELS):  # a subset: print the runs only
-        print(
-            json.dumps(
-                {n: [{k: r[k] for k in ("auc", "gauc")} for r in rs] for n, rs in runs.items()}
-            )
-        )
+        print(json.dumps({n: [[r["auc"], r["gauc"]] for r in rs] for n, rs in runs.items()}))
         return 0
     results = summarize(runs, shared)
     os.makedirs(RESULTS, exist_ok=True)
