@@ -25,6 +25,7 @@ import tensorflow_transform as tft
 
 from models.common import data
 from models.common.embeddings import FullEmbedding
+from models.common.remap import remap_rows
 from models.retrieval import item2vec
 from models.retrieval.config import ITEM2VEC, RetrievalConfig
 from models.retrieval.layers import HISTORY, ITEM
@@ -49,25 +50,6 @@ def read_vocabularies(tft_output: tft.TFTransformOutput) -> dict[str, list[str]]
         k: [v.decode() if isinstance(v, bytes) else v for v in tft_output.vocabulary_by_name(n)]
         for k, n in names.items()
     }
-
-
-def remap_rows(old: np.ndarray, old_vocab, new: np.ndarray, new_vocab, num_oov: int) -> int:
-    """Copies rows of `old` [V0, D] into `new` [V1, D] (in place) by id; returns rows copied.
-
-    Vocabulary ids map through their string; the trailing `num_oov` OOV rows map
-    position by position. New ids keep their fresh initialisation.
-    """
-    index = {item: row for row, item in enumerate(old_vocab)}
-    copied = 0
-    for row, item in enumerate(new_vocab):
-        if item in index and index[item] < len(old):
-            new[row] = old[index[item]]
-            copied += 1
-    for k in range(1, num_oov + 1):
-        if len(old) - k >= len(old_vocab) and len(new) - k >= len(new_vocab):
-            new[len(new) - k] = old[len(old) - k]
-            copied += 1
-    return copied
 
 
 def warm_start(model, base_model_dir: str, tft_output: tft.TFTransformOutput) -> dict:
