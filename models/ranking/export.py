@@ -87,17 +87,20 @@ def full_raw_features(partial: dict, raw_spec: dict, batch: tf.Tensor) -> dict:
     return out
 
 
-def fit_history(history: tf.Tensor, length: int) -> tf.Tensor:
+def fit_history(history: tf.Tensor, length: int, reference: tf.Tensor | None = None) -> tf.Tensor:
     """The `length` most recent entries of oldest-first histories padded at the end.
 
     Args:
         history: [B, W] strings, valid entries first, then F.PAD (any W, even 0).
         length: L.
+        reference: [B, W] history whose valid entries decide the window (default
+            `history`); pass the item ids when cutting their aligned genres.
 
     Returns:
         [B, L], padded with F.PAD.
     """
-    valid = tf.reduce_sum(tf.cast(tf.not_equal(history, F.PAD), tf.int32), axis=1)  # [B]
+    reference = history if reference is None else reference
+    valid = tf.reduce_sum(tf.cast(tf.not_equal(reference, F.PAD), tf.int32), axis=1)  # [B]
     start = tf.maximum(valid - length, 0)
     padded = tf.pad(history, [[0, 0], [0, length]], constant_values=F.PAD)
     return tf.gather(padded, start[:, tf.newaxis] + tf.range(length), batch_dims=1)
@@ -131,14 +134,15 @@ class _Exporter(tf.Module):
         b, n = tf.shape(inputs[F.ITEM_ID])[0], tf.shape(inputs[F.ITEM_ID])[1]
         length = F.HISTORY_LENGTH
         user = {k: tf.reshape(inputs[k], [-1, 1]) for k in _USER_INPUTS}
-        history = fit_history(inputs[F.HISTORY_ITEM_IDS], length)
+        items = inputs[F.HISTORY_ITEM_IDS]
+        history = fit_history(items, length)
         user[F.HISTORY_ITEM_IDS] = history
-        user[F.HISTORY_GENRES] = fit_history(inputs[F.HISTORY_GENRES], length)
+        user[F.HISTORY_GENRES] = fit_history(inputs[F.HISTORY_GENRES], length, reference=items)
         valid = tf.reduce_sum(tf.cast(tf.not_equal(history, F.PAD), tf.int64), 1, keepdims=True)
         user[F.HISTORY_LENGTH_FEATURE] = valid
         user_t = self.tft_layer(full_raw_features(user, self._raw_spec(), b))
-        items = {k: tf.reshape(inputs[k], [-1, 1]) for k in _ITEM_INPUTS}
-        items_t = self.tft_layer(full_raw_features(items, self._raw_spec(), b * n))
+        candidates = {k: tf.reshape(inputs[k], [-1, 1]) for k in _ITEM_INPUTS}
+        items_t = self.tft_layer(full_raw_features(candidates, self._raw_spec(), b * n))
         user_features = {k: user_t[k] for k in USER_KEYS + HISTORY_KEYS}
         item_features = {k: tf.reshape(items_t[k], [b, n]) for k in ITEM_KEYS}
         return {SCORES: self._model().score_candidates(user_features, item_features)}

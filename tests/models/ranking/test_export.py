@@ -95,3 +95,7 @@ def test_fit_history_keeps_the_most_recent_entries():
     np.testing.assert_array_equal(
         export.fit_history(h, 5).numpy().astype(str)[0], ["a", "b", "c", "", ""]
     )
+    # Genres follow their items' window, even where a genre is empty.
+    genres = tf.constant([["x", "", "z", ""]])
+    cut = export.fit_history(genres, 2, reference=h[:1])
+    np.testing.assert_array_equal(cut.numpy().astype(str), [["", "z"]])
