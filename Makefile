@@ -17,7 +17,7 @@ DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -27,6 +27,7 @@ help:
 	@echo "make lint           ruff"
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
+	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
 
@@ -69,6 +70,9 @@ bench-pipeline: setup
 
 bench-ranking: setup
 	$(PY) -m bench.ranking $(QUICK_FLAG)
+
+bench-retrieval: setup
+	$(PY) -m bench.retrieval $(QUICK_FLAG) --data $(ML100K)
 
 clean:
 	rm -rf .work
