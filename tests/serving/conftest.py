@@ -75,9 +75,21 @@ def serve(tmp_path, model_template):
         for version in versions:
             copy_version(model_template, str(base), version)
         rest_port = free_port()
-        argv = ["--host", "127.0.0.1", "--port", "0", "--rest-port", str(rest_port),
-                "--model-name", MODEL, "--model-base-path", str(base), "--poll-seconds", "0.2",
-                *flags]  # fmt: skip
+        argv = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--rest-port",
+            str(rest_port),
+            "--model-name",
+            MODEL,
+            "--model-base-path",
+            str(base),
+            "--poll-seconds",
+            "0.2",
+            *flags,
+        ]
         server = server_lib.ModelServer(server_lib.parse_args(argv))
         port = server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -166,15 +166,22 @@ def test_rest_api(serve, in_process):
     running = serve()
     query = toy_model.query_batch(rows=2)
     want = {k: v.numpy() for k, v in in_process["serving_default"](**query).items()}
-    columns = {k: [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
-               if v.ndim == 1 else v.tolist() for k, v in query.items()}  # fmt: skip
+    columns = {
+        k: [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+        if v.ndim == 1
+        else v.tolist()
+        for k, v in query.items()
+    }
     status, body = _http(running.rest_port, f"/v1/models/{MODEL}:predict", {"inputs": columns})
     assert status == 200
     np.testing.assert_allclose(body["outputs"]["scores"], want["scores"], rtol=1e-6)
     assert body["outputs"]["item_ids"] == [[i.decode() for i in r] for r in want["item_ids"]]
     rows = [{k: v[i] for k, v in columns.items()} for i in range(2)]
-    status, body = _http(running.rest_port, f"/v1/models/{MODEL}/versions/1:predict",
-                         {"instances": rows, "signature_name": "retrieve"})  # fmt: skip
+    status, body = _http(
+        running.rest_port,
+        f"/v1/models/{MODEL}/versions/1:predict",
+        {"instances": rows, "signature_name": "retrieve"},
+    )
     assert status == 200 and len(body["predictions"]) == 2
     assert set(body["predictions"][0]) == {"item_ids", "retrieval_scores"}
     status, body = _http(running.rest_port, f"/v1/models/{MODEL}")
