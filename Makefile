@@ -17,7 +17,7 @@ DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval serve query
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -28,6 +28,8 @@ help:
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
+	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
+	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
 
@@ -76,3 +78,25 @@ bench-retrieval: setup
 
 clean:
 	rm -rf .work
+
+# Serving (serving/): a TF-Serving-compatible server and a client for any TF Serving.
+HOST ?= localhost
+PORT ?= 8500
+REST_PORT ?= 8501
+MODEL_NAME ?= recommender
+MODEL_BASE_PATH ?= .work/serving/$(MODEL_NAME)
+SERVE_FLAGS ?=
+K ?= 10
+HISTORY ?=
+SIGNATURE ?= serving_default
+# USER is also the login name in the environment: only a command-line USER=... counts.
+QUERY_USER := $(if $(filter command line,$(origin USER)),$(USER),1)
+
+serve: setup
+	$(PY) -m serving.server --host $(HOST) --port $(PORT) --rest-port $(REST_PORT) \
+	  --model-name $(MODEL_NAME) --model-base-path $(MODEL_BASE_PATH) $(SERVE_FLAGS)
+
+query: setup
+	$(PY) -m serving.client query --host $(HOST) --port $(PORT) --model-name $(MODEL_NAME) \
+	  --model-base-path $(MODEL_BASE_PATH) --user $(QUERY_USER) --history $(HISTORY) -k $(K) \
+	  --signature $(SIGNATURE) $(if $(JSON),--json,)
