@@ -17,7 +17,7 @@ DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval serve query
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval bench-index serve query
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
+	@echo "make bench-index    B3: ScaNN vs exact search at 10k/100k/1M items (QUICK=1: 10k, 100k)"
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make setup          only create .venv from requirements.lock"
@@ -75,6 +76,9 @@ bench-ranking: setup
 
 bench-retrieval: setup
 	$(PY) -m bench.retrieval $(QUICK_FLAG) --data $(ML100K)
+
+bench-index: setup
+	$(PY) -m bench.index $(QUICK_FLAG)
 
 clean:
 	rm -rf .work

@@ -1,0 +1,1 @@
+"""ScannIndexBuilder: the catalog's ScaNN index (or exact search), its recall and latency."""

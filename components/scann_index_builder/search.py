@@ -1,0 +1,181 @@
+"""Saveable top-k searchers over an index: ScaNN TF ops, or stock TF ops only.
+
+Each searcher is a tf.Module whose `search(queries)` is a tf.function taking
+queries [batch, dim] float32 and returning (indices [batch, k] int32 rows of
+the catalog, scores [batch, k] float32 dot products), best first, with k
+clamped to the catalog size. Attach one to a tf.Module and
+`tf.saved_model.save` saves it; a ScaNN searcher reloads only in a process
+that has imported `scann` (which registers its ops).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import tensorflow as tf
+
+from components.scann_index_builder.params import IndexParams
+from components.scann_index_builder.partitions import Partitions
+
+if TYPE_CHECKING:
+    from components.scann_index_builder.index import Index
+
+# The ScannState tensors, in the order of scann_ops.ScannState / TensorsToScann.
+SCANN_TENSORS = (
+    "scann_config",
+    "serialized_partitioner",
+    "datapoint_to_token",
+    "ah_codebook",
+    "hashed_dataset",
+    "int8_dataset",
+    "int8_multipliers",
+    "dp_norms",
+    "dataset",
+)
+SCORE_BUDGET = 1 << 26  # floats of scores (or gathered leaf items) per chunk: 256 MB
+_QUERIES = tf.TensorSpec([None, None], tf.float32, name="queries")
+
+
+def _scann_ops():
+    """The ScaNN TF ops module (imported on first use: it loads and registers the ops)."""
+    from scann.scann_ops.py import scann_ops
+
+    return scann_ops
+
+
+def _in_chunks(fn, queries: tf.Tensor, chunk: int, k: int):
+    """fn over [chunk, dim] slices of queries [batch, dim], concatenated (bounds memory)."""
+    batch = tf.shape(queries)[0]
+
+    def looped():
+        n = (batch + chunk - 1) // chunk
+        padded = tf.pad(queries, [[0, n * chunk - batch], [0, 0]])
+        indices, scores = tf.map_fn(
+            fn,
+            tf.reshape(padded, [n, chunk, -1]),
+            fn_output_signature=(tf.int32, tf.float32),
+            parallel_iterations=1,
+        )
+        return tf.reshape(indices, [-1, k])[:batch], tf.reshape(scores, [-1, k])[:batch]
+
+    return tf.cond(batch <= chunk, lambda: fn(queries), looped)
+
+
+def _top_k(scores: tf.Tensor, k: int):
+    scores, indices = tf.math.top_k(scores, k)
+    return indices, scores
+
+
+class ExactSearcher(tf.Module):
+    """Brute force: queries @ embeddings^T then top_k (stock ops)."""
+
+    def __init__(self, embeddings: np.ndarray, k: int, name: str | None = None):
+        super().__init__(name=name)
+        self.embeddings = tf.Variable(np.asarray(embeddings, np.float32), trainable=False)
+        self.k = min(k, len(embeddings))
+        self._chunk = max(1, SCORE_BUDGET // len(embeddings))
+
+    def _score(self, queries):
+        return _top_k(tf.matmul(queries, self.embeddings, transpose_b=True), self.k)
+
+    @tf.function(input_signature=[_QUERIES])
+    def search(self, queries):
+        """queries [batch, dim] -> (indices [batch, k] int32, scores [batch, k])."""
+        return _in_chunks(self._score, queries, self._chunk, self.k)
+
+
+class PartitionedSearcher(tf.Module):
+    """Stock-op IVF: score centroids, gather the top leaves' padded rows, matmul, top_k."""
+
+    def __init__(self, embeddings: np.ndarray, partitions: Partitions, leaves: int, k: int):
+        super().__init__()
+        items = partitions.leaf_items
+        padded = np.where((items >= 0)[..., None], embeddings[np.maximum(items, 0)], 0.0)
+        self.centroids = tf.Variable(partitions.centroids, trainable=False)
+        self.leaf_embeddings = tf.Variable(padded.astype(np.float32), trainable=False)
+        self.leaf_items = tf.Variable(items, trainable=False)
+        self.leaves = int(leaves)
+        self.k = min(k, len(embeddings))
+        gathered = self.leaves * items.shape[1] * embeddings.shape[1]
+        self._chunk = max(1, SCORE_BUDGET // gathered)
+
+    def _score(self, queries):
+        """queries [c, dim] -> top-k over the items of each query's best leaves."""
+        centroid_scores = tf.matmul(queries, self.centroids, transpose_b=True)  # [c, L']
+        _, leaves = tf.math.top_k(centroid_scores, self.leaves)  # [c, T]
+        embeddings = tf.gather(self.leaf_embeddings, leaves)  # [c, T, M, dim]
+        items = tf.reshape(tf.gather(self.leaf_items, leaves), [tf.shape(queries)[0], -1])
+        scores = tf.einsum("cd,ctmd->ctm", queries, embeddings)
+        scores = tf.reshape(scores, tf.shape(items))  # [c, T * M]
+        scores = tf.where(items >= 0, scores, tf.fill(tf.shape(scores), -np.inf))
+        positions, top = _top_k(scores, self.k)
+        return tf.gather(items, positions, batch_dims=1), top
+
+    @tf.function(input_signature=[_QUERIES])
+    def search(self, queries):
+        """queries [batch, dim] -> (indices [batch, k] int32, scores [batch, k])."""
+        return _in_chunks(self._score, queries, self._chunk, self.k)
+
+
+class ScannSearcher(tf.Module):
+    """ScaNN TF ops: the searcher is rebuilt from its saved state once per loaded graph."""
+
+    def __init__(self, assets: dict[str, np.ndarray], params: IndexParams, k: int):
+        super().__init__()
+        self.state = _scann_ops().ScannState([assets[n] for n in SCANN_TENSORS])
+        self.k = min(k, params.num_items)
+        self.pre_reorder = max(params.reorder, self.k) if params.reorder else -1
+        self.leaves = params.num_leaves_to_search
+
+    @tf.function(input_signature=[_QUERIES])
+    def search(self, queries):
+        """queries [batch, dim] -> (indices [batch, k] int32, scores [batch, k])."""
+        handle = self.state.recreate_handle()
+        return _scann_ops().scann_search_batched(
+            handle, queries, self.k, self.pre_reorder, self.leaves, True
+        )
+
+
+def scann_assets(embeddings: np.ndarray, params: IndexParams, seed_k: int = 10) -> dict:
+    """Trains a ScaNN searcher (TF ops) and returns its state tensors as numpy arrays."""
+    builder = (
+        _scann_ops()
+        .builder(embeddings, seed_k, "dot_product")
+        .tree(
+            num_leaves=params.num_leaves,
+            num_leaves_to_search=params.num_leaves_to_search,
+            training_sample_size=params.training_sample_size,
+        )
+    )
+    if params.quantize:
+        builder = builder.score_ah(
+            params.dimensions_per_block,
+            anisotropic_quantization_threshold=params.anisotropic_threshold,
+            training_sample_size=params.training_sample_size,
+        )
+        if params.reorder:
+            builder = builder.reorder(params.reorder)
+    else:
+        builder = builder.score_brute_force()
+    state = builder.build().serialize_to_module()
+    return {n: getattr(state, n).numpy() for n in SCANN_TENSORS}
+
+
+def scann_searcher(index: Index, k: int) -> tf.Module:
+    """The ScaNN-ops searcher of an index (brute force for an exact index)."""
+    if index.params.exact:
+        return ExactSearcher(index.embeddings, k)
+    if index.scann_assets is None:
+        raise ValueError("the index has no ScaNN state (build it with build_index)")
+    return ScannSearcher(index.scann_assets, index.params, k)
+
+
+def portable_searcher(index: Index, k: int) -> tf.Module:
+    """The stock-op searcher: exact, or partitioned when params.portable_partitioned."""
+    if not index.params.portable_partitioned:
+        return ExactSearcher(index.embeddings, k)
+    if index.partitions is None:
+        raise ValueError("the index has no partitions (build it with build_index)")
+    leaves = index.partitions.leaves_to_search(index.params.num_leaves_to_search, k)
+    return PartitionedSearcher(index.embeddings, index.partitions, leaves, k)
