@@ -20,6 +20,9 @@ import time
 
 import numpy as np
 
+from bench import ranking_data as D
+from schemas import features as F
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
 DEFAULT_ML100K = os.path.join(REPO, "..", "shared", "data", "ml-100k")
@@ -27,8 +30,19 @@ DATASET = "ml-100k"
 # The three systems: overrides of the shared benchmark config (same budget for all).
 MODELS = {"din": {}, "dnn": {"pooling": "mean"}, "din_prelu": {"activation": "prelu"}}
 BASE = "dnn"
-# Shared hyperparameters, tuned once for both DIN and the DNN (see the report).
-BENCH_CONFIG = {"epochs": 8, "batch_size": 256, "learning_rate": 1e-3, "mba_lambda": 0.01}
+# Shared hyperparameters, the same search for DIN and the DNN; epochs is the budget cap,
+# early stopping on the validation cut (PATIENCE epochs without a better AUC) ends sooner.
+BENCH_CONFIG = {"epochs": 8, "batch_size": 1024, "learning_rate": 3e-3, "mba_lambda": 0.01}
+PATIENCE = 2
+# The data stages' options (pipeline/cli.py): the pipeline's defaults, stated explicitly.
+DATA_OPTIONS = ["--rating-threshold", "4", "--negative-ratio", "2", "--split", "leave_last_out"]
+PROTOCOL = (
+    "leave-last-out (B1's split): per user, the last interaction rated >= 4 is the eval "
+    "target, with the pipeline's sampled negatives (p ~ count^0.75, items the user never "
+    "rated); training examples are the earlier events (rating >= 4 positive, < 4 negative) "
+    "and their sampled negatives. Validation (early stopping) is cut the same way from "
+    "training: each user's last positive moment; later training events are dropped."
+)
 
 
 def relaimpr(auc: float, base_auc: float) -> float:
@@ -37,11 +51,15 @@ def relaimpr(auc: float, base_auc: float) -> float:
 
 
 def data_stages(ml100k: str, work_dir: str):
-    """Runs the data stages up to Transform (cached by MLMD) and returns their output dirs."""
+    """Runs the data stages up to Transform (cached by MLMD).
+
+    Returns:
+        (Transform's graph dir, BehaviorSequenceGen's examples dir).
+    """
     from pipeline import cli
 
     argv = ["run", "--data", f"movielens-100k:{ml100k}", "--work-dir", work_dir]
-    argv += ["--until", "Transform"]
+    argv += ["--until", "Transform", *DATA_OPTIONS]
     if cli.main(argv) != 0:
         raise SystemExit("the data stages failed")
     root = cli.build_config(cli._parser().parse_args(argv)).pipeline_root
@@ -49,27 +67,57 @@ def data_stages(ml100k: str, work_dir: str):
     def latest(*parts):
         return sorted(glob.glob(os.path.join(root, *parts, "*")), key=os.path.getmtime)[-1]
 
-    return latest("Transform", "transform_graph"), latest("Transform", "transformed_examples")
+    return latest("Transform", "transform_graph"), latest("BehaviorSequenceGen", "examples")
 
 
-def run_one(name: str, config, tft_output, examples_dir: str) -> dict:
-    """Trains and evaluates one model; returns its metrics and curve."""
-    from models.ranking import trainer
+def run_one(name: str, config, splits: dict, sizes: dict, counts: dict, patience: int) -> dict:
+    """Trains one model in memory, early-stopped on the validation cut; returns its metrics.
 
-    files = {s: os.path.join(examples_dir, f"Split-{s}", "*") for s in ("train", "eval")}
-    print(f"--- {name} seed {config.seed}", flush=True)
-    start = time.time()
-    result = trainer.train(config, tft_output, files["train"], files["eval"])
-    s = result.summary
-    steady = [h["examples_per_second"] for h in s["history"][1:]] or [s["examples_per_second"]]
+    Every epoch evaluates the validation cut and the eval split; the reported eval metrics
+    are those of the epoch with the best validation AUC (eval never selects anything).
+    """
+    from models.ranking.model import build_model
+    from models.ranking.trainer import evaluate, predictor
+
+    steps = len(splits["fit"][F.LABEL]) // config.batch_size
+    model = build_model(config, sizes, counts, total_steps=steps * config.epochs)
+    predict = predictor(model)
+    data = D.batches(splits["fit"], config.batch_size, seed=config.seed)
+    val_ds, eval_ds = (D.batches(splits[s], 4096) for s in ("validation", "eval"))
+    curve, best, stale = [], None, 0
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        logs = model.fit(data, epochs=1, verbose=0).history
+        seconds = time.perf_counter() - start
+        val = evaluate(model, val_ds, predict=predict)
+        ev = evaluate(model, eval_ds, predict=predict)
+        curve.append(
+            {"epoch": epoch, "loss": logs["bce"][-1], "seconds": seconds,
+             "examples_per_second": steps * config.batch_size / seconds,
+             "val_auc": val["auc"], "eval_auc": ev["auc"], "eval_gauc": ev["gauc"]}
+        )  # fmt: skip
+        print(
+            f"  {name} seed {config.seed} epoch {epoch}: loss {curve[-1]['loss']:.4f} "
+            f"val AUC {val['auc']:.4f} (eval AUC {ev['auc']:.4f}) "
+            f"{curve[-1]['examples_per_second']:,.0f} examples/s",
+            flush=True,
+        )
+        if best is None or val["auc"] > best[1]["auc"]:
+            best, stale = (epoch, val, ev), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    epoch, val, ev = best
+    steady = [c["examples_per_second"] for c in curve[1:]] or [curve[0]["examples_per_second"]]
     return {
         "seed": config.seed,
-        **{k: s["eval"][k] for k in ("auc", "gauc", "logloss", "examples", "gauc_users")},
+        **{k: ev[k] for k in ("auc", "gauc", "logloss", "examples", "gauc_users")},
+        "best_epoch": epoch,
+        "val_auc": val["auc"],
         "examples_per_second": float(np.median(steady)),  # epochs after the first (tracing)
-        "wall_s": time.time() - start,
-        "curve": [
-            {k: h[k] for k in ("epoch", "loss", "eval_auc", "eval_gauc")} for h in s["history"]
-        ],
+        "epoch_seconds": float(np.median([c["seconds"] for c in curve])),
+        "curve": curve,
     }
 
 
@@ -78,9 +126,9 @@ def _stats(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def summarize(runs: dict[str, list[dict]], config_dict: dict) -> dict:
+def summarize(runs: dict[str, list[dict]], config_dict: dict, protocol: dict) -> dict:
     """The JSON of BENCHMARKS B2 (extra per-model keys beside the required ones)."""
-    out = {}
+    out = {"protocol": protocol}
     base_aucs = [r["auc"] for r in runs[BASE]]
     for name, rs in runs.items():
         auc_m, auc_s = _stats([r["auc"] for r in rs])
@@ -95,6 +143,8 @@ def summarize(runs: dict[str, list[dict]], config_dict: dict) -> dict:
             "relaimpr_vs_dnn": relaimpr(auc_m, _stats(base_aucs)[0]),
             "relaimpr_vs_dnn_per_seed": paired,
             "examples_per_second_median": float(np.median([r["examples_per_second"] for r in rs])),
+            "epoch_seconds_median": float(np.median([r["epoch_seconds"] for r in rs])),
+            "best_epochs": [r["best_epoch"] for r in rs],
             "config": {**config_dict, **MODELS[name]},
             "runs": rs,
         }
@@ -136,21 +186,26 @@ def plot(results: dict, path: str) -> None:
     plt.close(fig)
 
 
-def table(results: dict, epochs: int, seeds: int) -> str:
+def table(results: dict, seeds: int) -> str:
+    """The short table printed last."""
     r = results[DATASET]
-    first = r["din"]["runs"][0]
+    p = r["protocol"]
+    ev = p["splits"]["eval"]
     lines = [
-        f"B2 ranking on ML-100K: {seeds} seed(s), {epochs} epochs each, eval "
-        f"{first['examples']:,} examples, GAUC over {first['gauc_users']} users",
+        f"B2 ranking on ML-100K, {p['name']}: {seeds} seed(s); eval {ev['examples']:,} examples "
+        f"({ev['positives']} targets + sampled negatives), GAUC over "
+        f"{r['din']['runs'][0]['gauc_users']} users; at most {p['max_epochs']} epochs, early "
+        f"stopping on a validation cut of train ({p['splits']['validation']['examples']:,})",
         f"{'model':<10} {'AUC mean±std':>17} {'GAUC mean±std':>17} {'RelaImpr':>9} "
-        f"{'examples/s':>11}",
+        f"{'examples/s':>11} {'s/epoch':>8} {'epochs':>8}",
     ]
     for name in MODELS:
         m = r[name]
         lines.append(
             f"{name:<10} {m['auc_mean']:>9.4f}±{m['auc_std']:.4f} "
             f"{m['gauc_mean']:>9.4f}±{m['gauc_std']:.4f} {m['relaimpr_vs_dnn']:>+8.2%} "
-            f"{m['examples_per_second_median']:>11,.0f}"
+            f"{m['examples_per_second_median']:>11,.0f} {m['epoch_seconds_median']:>8.1f} "
+            f"{','.join(map(str, m['best_epochs'])):>8}"
         )
     verdict = "met" if r["relaimpr_din_vs_dnn"] >= 0.02 else "NOT met"
     lines.append(
@@ -183,15 +238,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_all(names, shared: dict, seeds: int, tft_output, examples_dir: str) -> dict:
+def run_all(names, shared: dict, seeds: int, splits: dict, sizes: dict) -> dict:
     """{model: [run per seed]}; seeds outermost, so the models share load conditions."""
     from models.ranking.config import RankingConfig
+    from models.ranking.model import feature_counts
 
+    counts = feature_counts(D.batches(splits["fit"], 8192), sizes)
     runs = {name: [] for name in names}
     for seed in range(seeds):
         for name in names:
             config = RankingConfig.from_dict({**shared, **MODELS[name], "seed": seed})
-            runs[name].append(run_one(name, config, tft_output, examples_dir))
+            print(f"--- {name} seed {seed}", flush=True)
+            runs[name].append(run_one(name, config, splits, sizes, counts, PATIENCE))
     return runs
 
 
@@ -206,22 +264,37 @@ def main(argv=None) -> int:
         return 0
     import tensorflow_transform as tft
 
+    from models.common.data import vocab_sizes
+
     graph, examples = data_stages(os.path.abspath(args.data), args.work_dir)
+    tft_output = tft.TFTransformOutput(graph)
+    splits = D.prepare(tft_output, examples)
     shared = {**BENCH_CONFIG, **_overrides(args.set)}
     if args.epochs or args.quick:
         shared["epochs"] = args.epochs or 2
     seeds = 1 if args.quick else args.seeds
     names = [n for n in args.models.split(",") if n in MODELS]
-    runs = run_all(names, shared, seeds, tft.TFTransformOutput(graph), examples)
+    runs = run_all(names, shared, seeds, splits, vocab_sizes(tft_output))
     if set(names) != set(MODELS):  # a subset: print the runs only
-        print(json.dumps({n: [[r["auc"], r["gauc"]] for r in rs] for n, rs in runs.items()}))
+        print(json.dumps({n: [[r["auc"], r["gauc"], r["best_epoch"]] for r in rs]
+                          for n, rs in runs.items()}))  # fmt: skip
         return 0
-    results = summarize(runs, shared)
+    protocol = {
+        "name": "leave-last-out, sampled negatives",
+        "description": PROTOCOL,
+        "data_options": DATA_OPTIONS,
+        "splits": D.describe(splits),
+        "max_epochs": shared["epochs"],
+        "patience": PATIENCE,
+    }
+    results = summarize(runs, shared, protocol)
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "ranking.json"), "w") as f:
+    tmp = os.path.join(RESULTS, "ranking.json.tmp")
+    with open(tmp, "w") as f:
         json.dump(results, f, indent=2)
+    os.replace(tmp, os.path.join(RESULTS, "ranking.json"))
     plot(results, os.path.join(RESULTS, "ranking.png"))
-    print("\n" + table(results, shared["epochs"], seeds))
+    print("\n" + table(results, seeds))
     return 0
 
 
