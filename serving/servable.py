@@ -38,12 +38,43 @@ class Signature:
         inputs: input key -> TensorSig.
         outputs: output key -> TensorSig.
         fn: the loaded concrete function; fn(**{key: array}) -> {key: tensor}.
+        call: {key: array} -> {key: tensor}, the fastest way to call `fn`.
+        flat: whether `call` skips the structured-argument binding.
     """
 
     name: str
     inputs: dict
     outputs: dict
     fn: object
+    call: object = None
+    flat: bool = False
+
+    def __post_init__(self):
+        self.call = _flat_caller(self.fn, self.inputs)
+        self.flat = self.call is not None
+        if not self.flat:
+            self.call = lambda inputs: self.fn(**inputs)
+
+
+def _flat_caller(fn, inputs: dict):
+    """Calls `fn` with its flat inputs (dict keys sorted, as tf.nest flattens them), skipping
+    the per-call binding and casting of structured arguments (~0.5 ms). None when `fn` does
+    not have the expected layout: the placeholders are named after the input keys."""
+    order = sorted(inputs)
+    call_flat = getattr(fn, "_call_flat", None)
+    captured = getattr(fn, "captured_inputs", None)
+    if call_flat is None or captured is None or len(fn.inputs) != len(order) + len(captured):
+        return None
+    if [t.name.split(":")[0] for t in fn.inputs[: len(order)]] != order:
+        return None
+
+    def call(arrays: dict) -> dict:
+        outputs = call_flat([tf.convert_to_tensor(arrays[k]) for k in order], fn.captured_inputs)
+        if isinstance(outputs, dict):
+            return outputs
+        return tf.nest.pack_sequence_as(fn.structured_outputs, outputs, expand_composites=True)
+
+    return call
 
 
 def ensure_scann_ops() -> None:
@@ -140,7 +171,7 @@ class Servable:
         Returns:
             output key -> np.ndarray.
         """
-        outputs = signature.fn(**inputs)
+        outputs = signature.call(inputs)
         return {key: np.asarray(value) for key, value in outputs.items()}
 
     def acquire(self) -> None:

@@ -62,6 +62,7 @@ def test_every_signature_equals_in_process(serve, in_process):
         assert response.model_spec.name == MODEL
         assert response.model_spec.version.value == 1
         assert response.model_spec.signature_name == signature
+        assert running.server.manager._current.signatures[signature].flat  # the fast path
 
 
 def test_empty_signature_is_serving_default_and_output_filter(serve, in_process):
