@@ -96,3 +96,28 @@ def test_json_conversion():
         tensors.json_to_array, "h", [["a"], ["b", "c"]], STR_BL, LIMITS
     )
     assert "'h': expects strings" in _invalid(tensors.json_to_array, "h", [[1]], STR_BL, LIMITS)
+
+
+def test_fast_paths_agree_with_tensorflow():
+    arrays = [
+        np.array([[1.5, -2.0]], np.float32),
+        np.array([3, -4, 5], np.int64),
+        np.array([[True, False]]),
+        np.array([7], np.int32),
+        np.array([[b"a", b"\x00b"], [b"", b"c"]], dtype=object),
+        np.zeros((2, 0), np.float64),
+    ]
+    for array in arrays:
+        ours = tensors.array_to_proto(array)
+        np.testing.assert_array_equal(tf.make_ndarray(ours), array)
+        assert ours.dtype == tf.make_tensor_proto(array).dtype
+        sig = tensors.TensorSig(tf.as_dtype(ours.dtype), (None,) * array.ndim)
+        for proto in (ours, tf.make_tensor_proto(array)):
+            decoded = tensors.proto_to_array("x", proto, sig, LIMITS)
+            assert decoded.dtype == tf.make_ndarray(proto).dtype
+            np.testing.assert_array_equal(decoded, array)
+    # Repeated fields instead of tensor_content (other clients), with TF's fill rule.
+    proto = tf.make_tensor_proto(np.array([0, 0, 0], np.int64))
+    proto.ClearField("tensor_content")
+    proto.int64_val.extend([4, 9])
+    assert tensors.proto_to_array("x", proto, INT_B, LIMITS).tolist() == [4, 9, 9]
