@@ -94,4 +94,17 @@ def table(results: dict, datasets: list[str], pending, gap: float) -> str:
                 + _note(name, row, rows, gap)
             )
         lines.append(f"{'':<10} ({n:,} test users, {d[dataset]['catalog_items']:,} items)")
+        if d[dataset].get("ablation"):
+            lines += [f"{dataset} two-tower ablation on the VALIDATION split:"]
+            lines += _ablation(d[dataset]["ablation"])
     return "\n".join(lines)
+
+
+def _ablation(rows: dict) -> list[str]:
+    out = []
+    for name, r in rows.items():
+        out.append(
+            f"  {name:<22} HR@10 {r['hr@10']:.4f}  NDCG@10 {r['ndcg@10']:.4f}  "
+            f"HR@100 {r['hr@100']:.4f}  {json.dumps(r['overrides'])}"
+        )
+    return out
