@@ -158,6 +158,7 @@ class Predictor:
         response = get_model_status_pb2.GetModelStatusResponse()
         for number, state, error in manager.statuses(version):
             status = response.model_version_status.add(version=number, state=state)
+            status.status.SetInParent()  # error_code OK, as TF Serving reports it
             if error:
                 status.status.error_code = UNKNOWN_ERROR_CODE
                 status.status.error_message = error

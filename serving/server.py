@@ -17,6 +17,7 @@ import threading
 from concurrent import futures
 
 import grpc
+import tensorflow as tf
 
 from serving import protos, service, tensors
 from serving.batching import Batcher
@@ -47,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-history", type=int, default=1000, help="request limit: history length")
     p.add_argument("--max-message-mb", type=int, default=64, help="largest request, MiB")
     p.add_argument("--workers", type=int, default=16, help="gRPC handler threads")
+    p.add_argument("--intra-op-threads", type=int, default=0, help="TF intra-op threads (0: TF)")
+    p.add_argument("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0: TF)")
     p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")
     args = p.parse_args(argv)
     try:
@@ -130,6 +133,10 @@ def main(argv=None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = parse_args(argv)
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     server = ModelServer(args)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
