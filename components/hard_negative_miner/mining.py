@@ -101,9 +101,15 @@ def retrieve(
     for row, excluded in enumerate(exclude):
         scores[row, np.asarray(excluded, np.int64)] = -np.inf
     n = min(top_n, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :n]
-    top_scores = np.take_along_axis(scores, order, axis=1)
-    return order, top_scores, np.isfinite(top_scores)
+    if n < scores.shape[1]:  # the n best in O(V), then only those sorted
+        part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    else:
+        part = np.broadcast_to(np.arange(n), scores.shape)
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=-1)  # by score, then by index
+    top = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    return top, top_scores, np.isfinite(top_scores)
 
 
 def select_hard_negatives(
