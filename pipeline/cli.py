@@ -82,6 +82,8 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         metadata_path=os.path.join(run_dir, "metadata.sqlite"),
         beam_pipeline_args=tuple(args.beam_arg),
         enable_cache=not args.no_cache,
+        serving_dir=os.path.abspath(args.serving_dir or os.path.join(work_dir, "serving")),
+        model_name=args.model_name,
     )
 
 
@@ -141,6 +143,12 @@ def _parser() -> argparse.ArgumentParser:
         help="full: warm start from the latest blessed model, one pass; "
         "incremental: train only the id embeddings on the newest span",
     )
+    run.add_argument(
+        "--serving-dir",
+        help="the Pusher writes <serving-dir>/<model-name>/<version>/ "
+        "(default: <work-dir>/serving)",
+    )
+    run.add_argument("--model-name", default="recommender", help="the served model's name")
     run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
     return p
 
@@ -171,4 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(os.path.dirname(config.pipeline_root), "summary.json"), "w") as f:
         json.dump(result, f, indent=2)
     print("\n" + summary.render(result, config) + f"\n  wall time: {result['wall_s']} s")
+    if result.get("push", {}).get("pushed"):
+        from pipeline import showcase
+
+        base = os.path.dirname(result["push"]["destinations"]["portable"])
+        print("\n" + showcase.show(base, result["assembly"]["uri"]))
+        print(f"\nServe it: make serve MODEL_BASE_PATH={base}")
     return 0

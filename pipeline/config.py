@@ -8,7 +8,9 @@ import os
 from collections.abc import Mapping
 
 from components.behavior_sequence_gen.sequences import SequenceConfig
+from components.recommender_assembler.config import AssemblyConfig
 from components.retrieval_evaluator.metrics import BlessingConfig
+from components.scann_index_builder.params import IndexConfig
 from components.table_gen import formats
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
@@ -109,6 +111,12 @@ class PipelineConfig:
         name: the pipeline name.
         beam_pipeline_args: passed to every Beam-based component.
         enable_cache: reuse outputs of unchanged components.
+        index: ScannIndexBuilder's settings (ANN parameters, recall threshold).
+        assembly: RecommenderAssembler's settings (K, N, variants, canary).
+        serving_dir: where the Pusher writes `<model_name>/<version>/` ("" =
+            `serving` next to pipeline_root).
+        model_name: the served model's name.
+        keep_versions: pushed versions kept per model.
     """
 
     data: DataConfig
@@ -124,11 +132,26 @@ class PipelineConfig:
     name: str = "recsys"
     beam_pipeline_args: tuple[str, ...] = ()
     enable_cache: bool = True
+    index: IndexConfig = IndexConfig()
+    assembly: AssemblyConfig = AssemblyConfig()
+    serving_dir: str = ""
+    model_name: str = "recommender"
+    keep_versions: int = 5
+
+    @property
+    def push_dir(self) -> str:
+        """The Pusher's destination root."""
+        root = os.path.dirname(os.path.normpath(self.pipeline_root))
+        return self.serving_dir or os.path.join(root, "serving")
 
     def __post_init__(self):
         if self.train_steps < 0:
             raise ValueError(f"train_steps must be >= 0, got {self.train_steps}")
         if not self.pipeline_root:
             raise ValueError("pipeline_root is empty")
+        if self.keep_versions < 1:
+            raise ValueError(f"keep_versions must be >= 1, got {self.keep_versions}")
+        if not self.model_name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"model_name {self.model_name!r} must be letters, digits, '-' or '_'")
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")

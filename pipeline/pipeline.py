@@ -12,9 +12,14 @@ from tfx.types import standard_artifacts
 from tfx.types.channel import Channel, OutputChannel
 
 from components.behavior_sequence_gen.component import BehaviorSequenceGen
+from components.hard_negative_miner.component import HardNegativeMiner
+from components.recommender_assembler.component import RecommenderAssembler
 from components.retrieval_evaluator.component import RetrievalEvaluator
+from components.retrieval_trainer.component import RetrievalTrainer
+from components.scann_index_builder.component import ScannIndexBuilder
 from components.strict_example_validator.component import StrictExampleValidator
 from components.table_gen.component import TableExampleGen
+from components.versioned_pusher.component import VersionedPusher
 from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
 from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
@@ -27,6 +32,8 @@ RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
 RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR = "retrieval_trainer", "retrieval_evaluator"
 RANKING_RUN_FN = "models.ranking.trainer.run_fn"
 RANKING_TRAINER, RANKING_EVALUATOR = "ranking_trainer", "ranking_evaluator"
+MINER = "HardNegativeMiner"
+INDEX_BUILDER, ASSEMBLER, PUSHER = "ScannIndexBuilder", "RecommenderAssembler", "Pusher"
 
 
 def _span(span: int | None):
@@ -132,30 +139,40 @@ def _trainer(
     ).with_id(trainer_id)
 
 
-def _retrieval_stages(config: PipelineConfig, stages: dict) -> list:
-    """Two-tower trainer (warm-started from the latest blessed model) and its evaluator."""
+def _retrieval_stages(config: PipelineConfig, stages: dict, ranking_baseline) -> list:
+    """Hard negatives mined with the blessed models, the two-tower trainer (warm-started
+    from the latest blessed model) and its evaluator."""
     baseline = _latest_blessed(RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR, "latest_blessed_retrieval")
-    trainer = _trainer(
-        RETRIEVAL_TRAINER,
-        RETRIEVAL_RUN_FN,
-        stages,
-        baseline.outputs["model"],
-        {RETRIEVAL_KEY: config.retrieval.to_dict()},
-        config.train_steps,
-    )
+    sequences, transform = stages["sequences"], stages["transform"]
+    miner = HardNegativeMiner(
+        examples=sequences.outputs["examples"],
+        catalog=sequences.outputs["catalog"],
+        retrieval_model=baseline.outputs["model"],
+        ranking_model=ranking_baseline.outputs["model"],
+    ).with_id(MINER)
+    trainer = RetrievalTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=stages["schema"].outputs["schema"],
+        base_model=baseline.outputs["model"],
+        hard_negatives=miner.outputs["hard_negatives"],
+        run_fn=RETRIEVAL_RUN_FN,
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config={RETRIEVAL_KEY: config.retrieval.to_dict()},
+    ).with_id(RETRIEVAL_TRAINER)
     evaluator = RetrievalEvaluator(
         model=trainer.outputs["model"],
-        examples=stages["sequences"].outputs["examples"],
-        catalog=stages["sequences"].outputs["catalog"],
+        examples=sequences.outputs["examples"],
+        catalog=sequences.outputs["catalog"],
         baseline_model=baseline.outputs["model"],
         blessing=config.retrieval_blessing,
     ).with_id(RETRIEVAL_EVALUATOR)
-    return [baseline, trainer, evaluator]
+    return [baseline, miner, trainer, evaluator]
 
 
-def _ranking_stages(config: PipelineConfig, stages: dict) -> list:
+def _ranking_stages(config: PipelineConfig, stages: dict, baseline) -> list:
     """DIN trainer (warm-started from the latest blessed ranker) and TFMA's Evaluator."""
-    baseline = _latest_blessed(RANKING_TRAINER, RANKING_EVALUATOR, "latest_blessed_ranking")
     trainer = _trainer(
         RANKING_TRAINER,
         RANKING_RUN_FN,
@@ -176,6 +193,40 @@ def _ranking_stages(config: PipelineConfig, stages: dict) -> list:
     return [baseline, trainer, evaluator]
 
 
+def _serving_stages(config: PipelineConfig, stages: dict, retrieval: list, ranking: list) -> list:
+    """Index -> combined model + canary -> a Pusher gated on all four blessings."""
+    (*_, retrieval_trainer, retrieval_evaluator), (*_, ranking_trainer, ranking_evaluator) = (
+        retrieval,
+        ranking,
+    )
+    sequences = stages["sequences"]
+    index = ScannIndexBuilder(
+        model=retrieval_trainer.outputs["model"],
+        examples=sequences.outputs["examples"],
+        catalog=sequences.outputs["catalog"],
+        config=config.index,
+    ).with_id(INDEX_BUILDER)
+    assembler = RecommenderAssembler(
+        retrieval_model=retrieval_trainer.outputs["model"],
+        ranking_model=ranking_trainer.outputs["model"],
+        index=index.outputs["index"],
+        examples=sequences.outputs["examples"],
+        catalog=sequences.outputs["catalog"],
+        config=config.assembly,
+    ).with_id(ASSEMBLER)
+    pusher = VersionedPusher(
+        model=assembler.outputs["model"],
+        ranking_blessing=ranking_evaluator.outputs["blessing"],
+        retrieval_blessing=retrieval_evaluator.outputs["blessing"],
+        index_blessing=index.outputs["blessing"],
+        canary_blessing=assembler.outputs["blessing"],
+        serving_dir=config.push_dir,
+        model_name=config.model_name,
+        keep_versions=config.keep_versions,
+    ).with_id(PUSHER)
+    return [index, assembler, pusher]
+
+
 def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline (DESIGN §4).
 
@@ -185,10 +236,14 @@ def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl
             "Transform" for the data stages).
     """
     stages = _data_stages(config)
+    ranking_baseline = _latest_blessed(RANKING_TRAINER, RANKING_EVALUATOR, "latest_blessed_ranking")
+    retrieval = _retrieval_stages(config, stages, ranking_baseline)
+    ranking = _ranking_stages(config, stages, ranking_baseline)
     components = [
         *stages.values(),
-        *_retrieval_stages(config, stages),
-        *_ranking_stages(config, stages),
+        *retrieval,
+        *ranking,
+        *_serving_stages(config, stages, retrieval, ranking),
     ]
     gates = [(stages["validator"], stages["transform"])]  # anomalies stop before Transform
     if until:

@@ -15,6 +15,13 @@ from schemas import features as F
 STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 SEQUENCE_NODE, TRANSFORM_NODE = "BehaviorSequenceGen", "Transform"
 RETRIEVAL_EVALUATOR, RANKING_EVALUATOR = "retrieval_evaluator", "ranking_evaluator"
+INDEX_BUILDER, ASSEMBLER, PUSHER = "ScannIndexBuilder", "RecommenderAssembler", "Pusher"
+# component -> (summary key, the JSON file its output holds)
+SERVING_REPORTS = {
+    INDEX_BUILDER: ("index", "metrics.json"),
+    ASSEMBLER: ("assembly", "assembly.json"),
+    PUSHER: ("push", "push.json"),
+}
 COUNT_KEYS = ("events_read", "users", "catalog_items", "train_examples", "eval_examples")
 
 
@@ -79,6 +86,11 @@ def collect(config: PipelineConfig) -> dict:
                 }
     if RANKING_EVALUATOR in runs:
         summary["ranking"] = _ranking_metrics(store, runs[RANKING_EVALUATOR])
+    for node, (key, name) in SERVING_REPORTS.items():
+        for artifact in _outputs(store, runs[node]) if node in runs else []:
+            path = os.path.join(artifact.uri, name)
+            if os.path.exists(path) and key not in summary:
+                summary[key] = json.load(open(path)) | {"uri": artifact.uri}
     return summary
 
 
@@ -173,5 +185,34 @@ def render(summary: dict, config: PipelineConfig) -> str:
             f"LogLoss {m.get('binary_crossentropy', float('nan')):.3f} · "
             f"GAUC {m.get('gauc', float('nan')):.3f} · {verdict}"
         )
+    lines += _serving_lines(summary)
     lines.append(f"  artifacts: {config.pipeline_root}")
     return "\n".join(lines)
+
+
+def _serving_lines(summary: dict) -> list[str]:
+    """Index recall and latency, canary verdicts, and the push decision."""
+    lines = []
+    if summary.get("index"):
+        m = summary["index"]
+        kind = "exact search" if m.get("exact") else "ScaNN"
+        lines.append(
+            f"  index ({kind}, {m.get('num_items', '?')} items): "
+            f"recall@10 {m.get('recall@10', float('nan')):.3f} · "
+            f"single-query p50 {m.get('scann_p50_ms', float('nan')):.2f} ms · "
+            f"{'blessed' if m.get('blessed') else 'NOT blessed'}"
+        )
+    for variant, v in summary.get("assembly", {}).get("variants", {}).items():
+        verdict = "passed" if v.get("passed") else "FAILED: " + "; ".join(v.get("problems", []))
+        lines.append(
+            f"  canary {variant}: {v.get('requests', '?')} golden requests, "
+            f"p50 {v.get('p50_ms', float('nan')):.1f} ms (budget {v.get('budget_ms', '?')} ms)"
+            f" · {verdict}"
+        )
+    if summary.get("push"):
+        p = summary["push"]
+        if p.get("pushed"):
+            lines.append(f"  pushed version {p['version']}: {p['destinations']}")
+        else:
+            lines.append("  NOT pushed: " + "; ".join(p.get("refused_because", [])))
+    return lines

@@ -10,7 +10,9 @@ import pytest
 import tensorflow as tf
 
 from components import example_codec
-from pipeline import cli, local_runner, summary
+from components.versioned_pusher import push
+from models.serving import export
+from pipeline import cli, local_runner, showcase, summary
 from schemas import features as F
 
 pytestmark = pytest.mark.e2e
@@ -30,31 +32,15 @@ EXPECTED_COMPONENTS = {
     "latest_blessed_ranking",
     "ranking_trainer",
     "ranking_evaluator",
+    "HardNegativeMiner",
+    "ScannIndexBuilder",
+    "RecommenderAssembler",
+    "Pusher",
 }
 
 
 def count_records(pattern):
     return sum(1 for _ in tf.data.TFRecordDataset(glob.glob(pattern), compression_type="GZIP"))
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("work")
-    # Tiny data trains a weak ranker: no AUC floor, so that run 2 has a baseline to lose to.
-    argv = [
-        "run",
-        "--data",
-        "synthetic:tiny",
-        "--work-dir",
-        str(work),
-        "--negative-ratio",
-        "2",
-        "--ranking-min-auc",
-        "0",
-    ]
-    assert cli.main(argv) == 0
-    config = cli.build_config(cli._parser().parse_args(argv))
-    return config, summary.collect(config)
 
 
 def test_every_component_executed(run):
@@ -105,9 +91,29 @@ def test_ranker_trained_evaluated_and_blessed(run):
     assert result["ranking"]["blessed"]  # no floor and no baseline yet
 
 
+def test_the_model_is_pushed_and_answers_a_request(run):
+    config, result = run
+    record = result["push"]
+    assert record["pushed"] and not record["refused_because"]
+    version = str(record["version"])
+    served = record["destinations"]["portable"]
+    assert served == os.path.join(config.push_dir, "recommender", version)
+    assert os.path.exists(os.path.join(served, "saved_model.pb"))
+    assert os.path.exists(os.path.join(config.push_dir, "recommender_scann", version))
+    answers = showcase.recommend(served, showcase.sample_requests(result["assembly"]["uri"], 3))
+    titles = export.read_titles(served)
+    for answer in answers:
+        assert len(answer["items"]) == 10
+        assert all(item in titles for item, _, _ in answer["items"])
+        assert not set(answer["history"]) & {item for item, _, _ in answer["items"]}
+
+
 def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
-    """Run 2 resolves run 1's blessed models as baselines; its degraded retriever loses."""
+    """Run 2 resolves run 1's blessed models as baselines; its degraded retriever loses,
+    so nothing is pushed and the served version stays the same."""
     config, first = run
+    base = os.path.join(config.push_dir, "recommender")
+    served_before = push.versions(base)
     # Other tower sizes (nothing to warm-start) and one training step: a near-random model.
     worse = dataclasses.replace(
         config,
@@ -127,6 +133,10 @@ def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
     assert not second["retrieval"]["blessed"]
     assert "baseline" in " ".join(second["retrieval"]["reasons"])
     assert "auc_baseline" in second["ranking"]["metrics"]  # compared against run 1's ranker
+    assert second["components"]["Pusher"]["state"] == "COMPLETE"
+    assert not second["push"]["pushed"]
+    assert "retrieval_blessing: not blessed" in second["push"]["refused_because"]
+    assert push.versions(base) == served_before == [first["push"]["version"]]
 
 
 def test_summary_file_written(run):

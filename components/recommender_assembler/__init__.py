@@ -1,0 +1,1 @@
+"""RecommenderAssembler: the combined retrieval + ranking SavedModel and its canary."""

@@ -1,0 +1,42 @@
+"""RecommenderAssembler's settings (no TensorFlow import: the pipeline config uses it)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+PORTABLE, SCANN = "portable", "scann"  # the serving variants (models.serving.export)
+VARIANTS = (PORTABLE, SCANN)
+
+
+@dataclasses.dataclass(frozen=True)
+class AssemblyConfig:
+    """What to export and how hard the canary checks it.
+
+    Attributes:
+        k: items per answer; n: retrieved candidates the ranker scores.
+        variants: serving variants to export (PORTABLE must be one).
+        canary_requests: eval queries in the golden set (plus 4 edge cases).
+        latency_budget_ms: the canary's single-request p50 limit (fresh process).
+        min_overlap: approximate search: least mean top-K overlap with the exact answer.
+    """
+
+    k: int = 10
+    n: int = 100
+    variants: tuple[str, ...] = (PORTABLE, SCANN)
+    canary_requests: int = 16
+    latency_budget_ms: float = 250.0
+    min_overlap: float = 0.8
+
+    def __post_init__(self):
+        if not 1 <= self.k <= self.n:
+            raise ValueError(f"AssemblyConfig: need 1 <= k <= n, got k={self.k}, n={self.n}")
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown or PORTABLE not in self.variants:
+            raise ValueError(
+                f"AssemblyConfig.variants={self.variants}: must include {PORTABLE!r} "
+                f"and only {VARIANTS}"
+            )
+        if self.canary_requests < 1 or self.latency_budget_ms <= 0:
+            raise ValueError("AssemblyConfig: canary_requests >= 1 and latency_budget_ms > 0")
+        if not 0.0 <= self.min_overlap <= 1.0:
+            raise ValueError(f"AssemblyConfig.min_overlap={self.min_overlap} not in [0, 1]")

@@ -1,0 +1,1 @@
+"""The combined retrieval + ranking SavedModel (DESIGN §5)."""

@@ -1,0 +1,176 @@
+"""Exports the combined model: one SavedModel per variant, written atomically.
+
+A variant is a searcher: `portable` uses only stock TensorFlow ops (exact matmul + top_k,
+or a partitioned search for large catalogs) and runs on stock TF Serving; `scann` uses
+ScaNN's ops and needs a ScaNN-enabled TF Serving. Next to `saved_model.pb`, in
+`assets.extra/` (which TF Serving ignores, except for warm-up requests):
+- `items.tsv`: item_id <TAB> title of the catalog, for clients that print titles;
+- `export.json`: variant, K, N, catalog size and where the parts came from;
+- `tf_serving_warmup_requests`: golden requests as TF Serving PredictionLog records,
+  written by the canary step (`canary.write_warmup`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+from components.recommender_assembler.config import PORTABLE, SCANN, VARIANTS
+from models.serving import contract as C
+from models.serving.recommender import Recommender
+from schemas import features as F
+
+# Extra items searched so that N remain after removing the request's seen items: a
+# history with more than this many items in the top N + margin leaves fewer than N.
+EXCLUDE_MARGIN = 50
+
+
+def make_searcher(variant: str, index, depth: int):
+    """The index's searcher for `variant`, returning the top `depth` items per query."""
+    from components.scann_index_builder import search
+
+    if variant == PORTABLE:
+        return search.portable_searcher(index, depth)
+    if variant == SCANN:
+        return search.scann_searcher(index, depth)
+    raise ValueError(f"unknown serving variant {variant!r}; expected one of {VARIANTS}")
+
+
+def search_depth(n: int, catalog_size: int) -> int:
+    """How many nearest items the searcher returns before seen items are removed."""
+    return min(n + EXCLUDE_MARGIN, catalog_size)
+
+
+def is_exact(variant: str, index) -> bool:
+    """Whether a variant searches `index` exactly (then the canary wants equal answers)."""
+    if variant == PORTABLE:
+        return index.partitions is None
+    return index.scann_assets is None
+
+
+def catalog_in_index_order(catalog: dict, item_ids) -> dict:
+    """Catalog columns (item_id, genre, year, title; any order) re-ordered to `item_ids`.
+
+    Raises:
+        ValueError: an index item is missing from the catalog.
+    """
+    position = {str(item): i for i, item in enumerate(catalog[F.ITEM_ID])}
+    missing = [str(item) for item in item_ids if str(item) not in position]
+    if missing:
+        raise ValueError(f"{len(missing)} index items are not in the catalog, e.g. {missing[:5]}")
+    order = np.array([position[str(item)] for item in item_ids], dtype=np.int64)
+    return {name: np.asarray(values, dtype=object)[order] for name, values in catalog.items()}
+
+
+def write_atomically(export_dir: str, write) -> str:
+    """Calls write(tmp_dir), then renames tmp_dir to export_dir; a failure leaves nothing."""
+    parent = os.path.dirname(os.path.normpath(export_dir))
+    tf.io.gfile.makedirs(parent)
+    tmp = os.path.join(parent, f".tmp-{os.path.basename(export_dir)}-{uuid.uuid4().hex[:8]}")
+    try:
+        write(tmp)
+        if tf.io.gfile.exists(export_dir):
+            raise FileExistsError(f"{export_dir} exists; refusing to overwrite it")
+        tf.io.gfile.rename(tmp, export_dir)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return export_dir
+
+
+def export_variant(
+    retrieval_dir: str,
+    ranking_dir: str,
+    index,
+    catalog: dict,
+    export_dir: str,
+    variant: str = PORTABLE,
+    k: int = 10,
+    n: int = 100,
+    info: dict | None = None,
+    warmup: dict | None = None,
+) -> str:
+    """Writes one variant of the combined SavedModel to export_dir (atomically).
+
+    Args:
+        retrieval_dir: the two-tower's raw-feature SavedModel.
+        ranking_dir: the DIN ranker's raw-feature SavedModel.
+        index: a loaded item index (`components.scann_index_builder.index.Index`).
+        catalog: columns item_id, genre, year, title (arrays [V], any order).
+        export_dir: where the SavedModel goes (must not exist).
+        variant: PORTABLE or SCANN.
+        k: items per answer; n: candidates the ranker scores.
+        info: extra provenance recorded in export.json.
+        warmup: requests (C.REQUEST_SPEC arrays [B], [B, W]) written as TF Serving
+            warm-up records, one per row.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+    ordered = catalog_in_index_order(catalog, index.item_ids)
+    depth = search_depth(n, len(index.item_ids))
+    module = Recommender(
+        tf.saved_model.load(retrieval_dir),
+        tf.saved_model.load(ranking_dir),
+        make_searcher(variant, index, depth),
+        ordered,
+        k=k,
+        n=n,
+    )
+    meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
+    meta.update({"catalog_size": len(index.item_ids), **(info or {})})
+
+    def write(tmp: str) -> None:
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        extra = os.path.join(tmp, C.ASSETS_EXTRA)
+        tf.io.gfile.makedirs(extra)
+        titles = ordered.get(F.TITLE, ordered[F.ITEM_ID])
+        lines = [
+            f"{_clean(i)}\t{_clean(t)}\n" for i, t in zip(ordered[F.ITEM_ID], titles, strict=False)
+        ]
+        with tf.io.gfile.GFile(os.path.join(extra, C.ITEMS_TSV), "w") as f:
+            f.write("".join(lines))
+        with tf.io.gfile.GFile(os.path.join(extra, C.EXPORT_INFO), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+        if warmup is not None:
+            write_warmup(os.path.join(extra, C.WARMUP_FILE), warmup)
+
+    return write_atomically(export_dir, write)
+
+
+def write_warmup(path: str, requests: dict, limit: int = 100) -> int:
+    """Writes one serving_default PredictionLog per request row (TF Serving replays them on
+    load, so the first real request does not pay for graph warm-up); returns the count."""
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    rows = min(limit, len(requests[F.USER_ID]))
+    with tf.io.TFRecordWriter(path) as writer:
+        for row in range(rows):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = C.SERVING_DEFAULT
+            for key, spec in C.REQUEST_SPEC.items():
+                value = np.asarray(requests[key][row : row + 1])
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value, spec.dtype))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            )
+            writer.write(log.SerializeToString())
+    return rows
+
+
+def _clean(value) -> str:
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def read_titles(model_dir: str) -> dict[str, str]:
+    """item_id -> title from a combined model's assets.extra/items.tsv ({} if absent)."""
+    path = os.path.join(model_dir, C.ASSETS_EXTRA, C.ITEMS_TSV)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return dict(line.rstrip("\n").split("\t", 1) for line in f if "\t" in line)

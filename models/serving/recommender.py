@@ -1,0 +1,143 @@
+"""One tf.Module that serves both stages: query tower -> index -> DIN rerank -> top K.
+
+The module composes the two trainers' raw-feature SavedModels (each carries its own
+Transform graph) with an item index and the catalog's item features:
+
+1. history genres are looked up in the catalog (unknown items: F.UNKNOWN);
+2. the retrieval model's `query_embedding` gives the query vector [B, D];
+3. the searcher returns the top S = N + exclude_margin catalog items [B, S];
+4. items in the request's history are removed, the best N remain [B, N];
+5. the ranker's `score_candidates` scores them with the user's history [B, N];
+6. the top K by ranker score come out, with their retrieval scores.
+
+Empty slots (a catalog smaller than K plus the history) hold item F.PAD and score 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from models.serving import contract as C
+from schemas import features as F
+
+QUERY_SIGNATURE = "query_embedding"
+SCORE_SIGNATURE = "score_candidates"
+EMBEDDING = "embedding"
+RANKER_SCORES = "scores"
+_USER_KEYS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)
+
+
+class Recommender(tf.Module):
+    """The combined model; its tf.functions become the SavedModel's signatures.
+
+    Args:
+        retrieval: the loaded retrieval SavedModel (signature `query_embedding`).
+        ranking: the loaded ranker SavedModel (signature `score_candidates`).
+        searcher: a trackable object whose `search(queries [B, D])` returns
+            (indices int32 [B, S] into `catalog[F.ITEM_ID]`, scores float32 [B, S]), best first.
+        catalog: item_id, primary genre and year, arrays [V] aligned with the searcher.
+        k: items returned by serving_default.
+        n: candidates the ranker scores.
+    """
+
+    def __init__(self, retrieval, ranking, searcher, catalog: dict, k: int, n: int):
+        super().__init__()
+        self.retrieval, self.ranking, self.searcher = retrieval, ranking, searcher
+        size = len(catalog[F.ITEM_ID])
+        self.n = min(n, size)
+        self.k = min(k, self.n)
+        self._ids = tf.constant(np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes))
+        self._genre = tf.constant(np.asarray(catalog[F.PRIMARY_GENRE], dtype=object).astype(bytes))
+        self._year = tf.constant(np.asarray(catalog[F.YEAR], dtype=np.int64))
+        self._index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(self._ids, tf.range(size, dtype=tf.int64)), -1
+        )
+
+    # -- catalog look-ups ---------------------------------------------------------------
+    def _lookup(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Primary genre and year of item ids [...] (F.UNKNOWN / F.MISSING_INT if unknown)."""
+        row = self._index.lookup(ids)
+        known = row >= 0
+        safe = tf.maximum(row, 0)
+        genre = tf.where(known, tf.gather(self._genre, safe), F.UNKNOWN)
+        year = tf.where(known, tf.gather(self._year, safe), tf.constant(F.MISSING_INT, tf.int64))
+        return genre, year
+
+    def _query_inputs(self, request: dict) -> dict:
+        """The two models' user-side raw inputs: user features [B], histories [B, W]."""
+        history = request[F.HISTORY_ITEM_IDS]
+        genre, _ = self._lookup(history)
+        inputs = {key: request[key] for key in _USER_KEYS}
+        inputs[F.HISTORY_ITEM_IDS] = history
+        inputs[F.HISTORY_GENRES] = tf.where(tf.equal(history, F.PAD), F.PAD, genre)
+        return inputs
+
+    # -- the two stages -----------------------------------------------------------------
+    def _retrieve(self, user: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Top N unseen catalog items: ids [B, N], retrieval scores [B, N], valid [B, N]."""
+        query = self.retrieval.signatures[QUERY_SIGNATURE](**user)[EMBEDDING]
+        rows, scores = self.searcher.search(query)  # [B, S]
+        ids = tf.gather(self._ids, rows)
+        history = user[F.HISTORY_ITEM_IDS]
+        seen = tf.reduce_any(tf.equal(ids[:, :, None], history[:, None, :]), axis=-1)
+        unseen = tf.logical_and(tf.logical_not(seen), tf.not_equal(ids, F.PAD))
+        masked = tf.where(unseen, scores, -np.inf)
+        best, keep = tf.math.top_k(masked, k=tf.minimum(self.n, tf.shape(masked)[1]))
+        valid = tf.math.is_finite(best)
+        ids = tf.where(valid, tf.gather(ids, keep, batch_dims=1), F.PAD)
+        return ids, tf.where(valid, best, 0.0), valid
+
+    def _rank(self, user: dict, candidates: tf.Tensor) -> tf.Tensor:
+        """Ranker probabilities [B, C] of candidate item ids [B, C] for each user."""
+        genre, year = self._lookup(candidates)
+        inputs = dict(user)
+        inputs.update({F.ITEM_ID: candidates, F.PRIMARY_GENRE: genre, F.YEAR: year})
+        return self.ranking.signatures[SCORE_SIGNATURE](**inputs)[RANKER_SCORES]
+
+    def _recommend(self, request: dict) -> dict:
+        user = self._query_inputs(request)
+        ids, retrieval_scores, valid = self._retrieve(user)
+        scores = tf.where(valid, self._rank(user, ids), -np.inf)
+        best, keep = tf.math.top_k(scores, k=tf.minimum(self.k, tf.shape(scores)[1]))
+        filled = tf.math.is_finite(best)
+        return {
+            C.ITEM_IDS: tf.where(filled, tf.gather(ids, keep, batch_dims=1), F.PAD),
+            C.SCORES: tf.where(filled, best, 0.0),
+            C.RETRIEVAL_SCORES: tf.gather(retrieval_scores, keep, batch_dims=1),
+        }
+
+    # -- signatures ---------------------------------------------------------------------
+    @tf.function(input_signature=[C.REQUEST_SPEC])
+    def serving_default(self, request):
+        return self._recommend(request)
+
+    @tf.function(input_signature=[C.REQUEST_SPEC])
+    def retrieve(self, request):
+        ids, scores, _ = self._retrieve(self._query_inputs(request))
+        return {C.ITEM_IDS: ids, C.RETRIEVAL_SCORES: scores}
+
+    @tf.function(input_signature=[C.RANK_SPEC])
+    def rank(self, request):
+        user = self._query_inputs(request)
+        return {C.SCORES: self._rank(user, request[C.CANDIDATE_ITEM_IDS])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, C.EXAMPLES)])
+    def serve_tf_examples(self, examples):
+        spec = {
+            key: tf.io.FixedLenFeature([], C.REQUEST_SPEC[key].dtype, default)
+            for key, default in C.EXAMPLE_DEFAULTS.items()
+        }
+        spec[F.HISTORY_ITEM_IDS] = tf.io.VarLenFeature(tf.string)
+        parsed = tf.io.parse_example(examples, spec)
+        parsed[F.HISTORY_ITEM_IDS] = tf.sparse.to_dense(parsed[F.HISTORY_ITEM_IDS], F.PAD)
+        return self._recommend(parsed)
+
+    def signatures(self) -> dict:
+        """The SavedModel signatures, by name."""
+        return {
+            C.SERVING_DEFAULT: self.serving_default,
+            C.RETRIEVE: self.retrieve,
+            C.RANK: self.rank,
+            C.SERVE_TF_EXAMPLES: self.serve_tf_examples,
+        }
