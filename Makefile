@@ -16,8 +16,14 @@ export PYTHONWARNINGS := ignore
 DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
+KFP_IMAGE ?= recsys-tfx:latest
+KFP_PIPELINE_ROOT ?= gs://YOUR_BUCKET/recsys/root
+KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
+KFP_OUT ?= .work/kfp/recommender_pipeline.json
+BEAM_ARGS ?=
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking \
+	kfp-compile image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -27,6 +33,8 @@ help:
 	@echo "make lint           ruff"
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
+	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
+	@echo "make image          docker build -f deploy/Dockerfile -t $(KFP_IMAGE) . (needs a Docker engine)"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
 
@@ -72,3 +80,14 @@ bench-ranking: setup
 
 clean:
 	rm -rf .work
+
+kfp-compile: setup
+	$(PY) -m pipeline kfp compile --image $(KFP_IMAGE) --output $(KFP_OUT) \
+	  --pipeline-root $(KFP_PIPELINE_ROOT) --data-root $(KFP_DATA_ROOT) \
+	  $(foreach a,$(BEAM_ARGS),--beam-arg=$(a))
+
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine on this machine" \
+	  "(docker info failed); run 'docker build -f deploy/Dockerfile -t $(KFP_IMAGE) .'" \
+	  "where Docker runs"; exit 1; }
+	docker build -f deploy/Dockerfile -t $(KFP_IMAGE) .
