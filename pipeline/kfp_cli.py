@@ -87,6 +87,7 @@ def add_parser(sub) -> None:
 
 
 def _compile(args) -> int:
+    print(f"compiling '{args.name}' for Kubeflow V2 (importing TFX takes ~40 s) ...", flush=True)
     from models.retrieval.config import RetrievalConfig
     from pipeline import kubeflow_v2_runner
 
