@@ -22,7 +22,7 @@ KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
 KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking \
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval \
 	kfp-compile image
 
 help:
@@ -33,6 +33,7 @@ help:
 	@echo "make lint           ruff"
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
+	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
 	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
 	@echo "make image          docker build -f deploy/Dockerfile -t $(KFP_IMAGE) . (needs a Docker engine)"
 	@echo "make setup          only create .venv from requirements.lock"
@@ -77,6 +78,9 @@ bench-pipeline: setup
 
 bench-ranking: setup
 	$(PY) -m bench.ranking $(QUICK_FLAG)
+
+bench-retrieval: setup
+	$(PY) -m bench.retrieval $(QUICK_FLAG) --data $(ML100K)
 
 clean:
 	rm -rf .work

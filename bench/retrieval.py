@@ -1,0 +1,185 @@
+"""BENCHMARKS B1: retrieval quality of MostPopular, EASE^R and the two-tower, same split.
+
+Per dataset (ML-100K, synthetic default): runs the pipeline's data stages (cached by
+MLMD in the work dir), reads its leave-last-out split (each user's last rating >= 4
+event is the target; only earlier events train), cuts a validation split the same
+way from the training events, tunes the baselines on it (EASE^R lambda and whether
+X holds all rated events or positives only; MostPopular's event set), trains the
+two-tower with its `run_fn` (config defaults, seed 0), and ranks the whole catalog
+for every query with earlier items excluded. Writes bench/results/retrieval.json
+and retrieval.png (Recall@K per system); prints a table last.
+
+    python -m bench.retrieval [--quick] [--datasets ml-100k,synthetic] [--set key=value]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "results")
+DEFAULT_ML100K = os.path.join(REPO, "..", "shared", "data", "ml-100k")
+DATASETS = ("ml-100k", "synthetic")
+REQUIRED = ("hr@10", "ndcg@10", "hr@50", "hr@100", "coverage@10")
+# Rows added once the combined SavedModel exists (two-tower top-100 -> DIN rerank):
+# give each a System (see retrieval_systems.from_item_ids) and drop it from PENDING.
+PENDING = ("served", "served_scann")
+TARGET_GAP = 0.10  # the two-tower within 10% of EASE^R on HR@10 and NDCG@10 (ML-100K)
+
+
+def pipeline_data(dataset: str, ml100k: str, work_dir: str):
+    """Runs the data stages (cached) and returns (pipeline root, SequenceConfig)."""
+    from pipeline import cli
+
+    spec = f"movielens-100k:{os.path.abspath(ml100k)}" if dataset == "ml-100k" else "synthetic"
+    argv = ["run", "--data", spec, "--work-dir", work_dir, "--until", "Transform"]
+    print(f"=== {dataset}: data stages ({' '.join(argv)})", flush=True)
+    if cli.main(argv) != 0:
+        raise SystemExit(f"the data stages failed on {dataset}")
+    config = cli.build_config(cli._parser().parse_args(argv))
+    return config.pipeline_root, config.sequences
+
+
+def build_splits(root: str, seq_cfg, out_dir: str):
+    """(test Split, validation Split, transform graph dir) of one pipeline run."""
+    import tensorflow_transform as tft
+
+    from bench import retrieval_data as D
+    from bench import retrieval_systems as S
+    from components.retrieval_evaluator import executor as X
+    from schemas import features as F
+
+    arts = D.Artifacts.locate(root)
+    catalog = D.examples_artifact(arts.catalog)
+    test_data = X.load_eval_data(D.examples_artifact(arts.examples), catalog)
+    item_ids = [i.decode() for i in test_data.candidates[F.ITEM_ID]]
+    events = D.user_events(arts.interactions, item_ids, seq_cfg)
+    train_glob = os.path.join(arts.transformed_examples, "Split-train", "*")
+    test = S.Split(
+        "test",
+        test_data,
+        S.query_users(test_data),
+        item_ids,
+        events,
+        D.target_cutoffs(events),
+        train_glob,
+    )
+    paths = D.write_validation_split(arts, out_dir, tft.TFTransformOutput(arts.transform_graph))
+    val_data = X.load_eval_data(D.examples_artifact(paths["raw"]), catalog)
+    validation = S.Split(
+        "validation",
+        val_data,
+        S.query_users(val_data),
+        item_ids,
+        events,
+        D.validation_cutoffs(events),
+        paths[D.TRAIN],
+    )
+    return test, validation, arts.transform_graph
+
+
+def run_system(name: str, system, split) -> dict:
+    """Runs one system on a split; its metrics, Recall@K curve, extras and wall time."""
+    from bench import retrieval_systems as S
+
+    print(f"--- {name} on the {split.name} split ({len(split.query_users):,} queries)", flush=True)
+    start = time.perf_counter()
+    top, extras = system(split)
+    wall = time.perf_counter() - start
+    result = S.evaluate_top(top, split.data.targets, len(split.item_ids))
+    m = result["metrics"]
+    print(f"    HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  ({wall:.1f} s)", flush=True)
+    return {**m, "recall_curve": result["recall_curve"], "wall_s": wall, **extras}
+
+
+def run_dataset(dataset: str, args, retrieval_config) -> tuple[dict, dict]:
+    """(the dataset's system rows, details: split sizes, validation grids, ablation)."""
+    from bench import retrieval_systems as S
+    from bench import retrieval_tune
+
+    root, seq_cfg = pipeline_data(dataset, args.data, args.work_dir)
+    out_dir = os.path.join(os.path.dirname(root), "bench")
+    test, validation, graph = build_splits(root, seq_cfg, out_dir)
+    print("tuning the baselines on the validation split", flush=True)
+    mp_positives, mp_grid = S.tune_most_popular(validation)
+    best, ease_grid = S.tune_ease(validation)
+    tower = S.two_tower(retrieval_config, graph, out_dir)
+    systems = {
+        "most_popular": S.most_popular(mp_positives),
+        "ease": S.ease(best["lambda"], best["positives_only"]),
+        "two_tower": tower,
+    }
+    rows = {name: run_system(name, system, test) for name, system in systems.items()}
+    rows.update(dict.fromkeys(PENDING))
+    details = {
+        "queries": {"test": len(test.query_users), "validation": len(validation.query_users)},
+        "catalog_items": len(test.item_ids),
+        "validation": {"most_popular": mp_grid, "ease": ease_grid},
+    }
+    if not args.quick:
+        val = run_system("two_tower", tower, validation)
+        details["validation"]["two_tower"] = {k: val[k] for k in REQUIRED}
+    if dataset == "ml-100k" and not args.quick and not args.no_ablation:
+        details["ablation"] = retrieval_tune.ablation(validation, graph, out_dir, retrieval_config)
+    return rows, details
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1 two-tower epoch, no validation run")
+    p.add_argument("--data", default=DEFAULT_ML100K, help="the ML-100K directory")
+    p.add_argument("--work-dir", default=os.path.join(REPO, ".work", "bench-retrieval"))
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
+    p.add_argument("--set", action="append", default=[], help="RetrievalConfig override k=v")
+    p.add_argument("--no-ablation", action="store_true", help="skip the ML-100K ablation")
+    return p
+
+
+def main(argv=None) -> int:
+    """Runs B1; returns the exit code."""
+    from bench import retrieval_report as R
+    from models.retrieval.config import RetrievalConfig
+
+    args = _parser().parse_args(argv)
+    datasets = [d for d in args.datasets.split(",") if d in DATASETS]
+    if "ml-100k" in datasets and not os.path.exists(os.path.join(args.data, "u.data")):
+        print(
+            f"ML-100K not found at {os.path.abspath(args.data)}: skipping it (download it "
+            "from GroupLens there; it must not be committed)"
+        )
+        datasets.remove("ml-100k")
+    overrides = _overrides(args.set) | ({"epochs": 1} if args.quick else {})
+    config = RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **overrides})
+    results, details = {}, {}
+    for dataset in datasets:
+        results[dataset], details[dataset] = run_dataset(dataset, args, config)
+    results["details"] = details | {
+        "two_tower_config": config.to_dict(),
+        "seeds": {"two_tower": config.seed, "pipeline": 0},
+        "quick": args.quick,
+    }
+    os.makedirs(RESULTS, exist_ok=True)
+    name = "retrieval_quick" if args.quick else "retrieval"
+    R.write_json(results, os.path.join(RESULTS, f"{name}.json"))
+    R.plot(results, datasets, os.path.join(RESULTS, f"{name}.png"))
+    print("\n" + R.table(results, datasets, PENDING, TARGET_GAP))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

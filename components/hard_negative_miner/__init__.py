@@ -1,0 +1,1 @@
+"""HardNegativeMiner: two-tower hard negatives from the last blessed retriever and ranker."""

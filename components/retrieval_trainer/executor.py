@@ -1,0 +1,75 @@
+"""RetrievalTrainer executor: TFX's GenericExecutor, plus the mined file in the custom config.
+
+Only `_GetFnArgs` changes: when the `hard_negatives` input holds a non-empty
+`hard_negatives.tsv`, its path goes into
+`fn_args.custom_config[CUSTOM_CONFIG_KEY]["mined_negatives_path"]` before
+`run_fn` rebuilds its RetrievalConfig. No input, or an empty file, leaves the
+custom config exactly as given (training is unchanged).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+from absl import logging
+from tfx.components.trainer import executor as trainer_executor
+
+from components.hard_negative_miner import mining
+from models.retrieval.config import CUSTOM_CONFIG_KEY
+
+HARD_NEGATIVES_KEY = "hard_negatives"
+MINED_PATH_FIELD = "mined_negatives_path"
+_NO_MINED_LOSSES = ("sampled_softmax",)  # RetrievalConfig refuses a mined file with these
+
+
+def with_mined_negatives(custom_config: dict | None, path: str | None) -> dict | None:
+    """The custom config with `path` as the retrieval config's mined_negatives_path.
+
+    Args:
+        custom_config: the Trainer's custom_config ({CUSTOM_CONFIG_KEY: {...}}), or None.
+        path: the mined TSV, or None.
+
+    Returns:
+        `custom_config` itself when path is None, has no user line, or the loss cannot
+        use explicit negatives; otherwise a copy with the path set (replacing any
+        path given in the config).
+    """
+    if not path:
+        return custom_config
+    if not mining.has_negatives(path):
+        logging.info("RetrievalTrainer: %s holds no hard negatives: training unchanged", path)
+        return custom_config
+    retrieval = dict((custom_config or {}).get(CUSTOM_CONFIG_KEY) or {})
+    if retrieval.get("loss") in _NO_MINED_LOSSES:
+        logging.warning(
+            "RetrievalTrainer: loss=%r takes no explicit negatives; %s is not used",
+            retrieval["loss"],
+            path,
+        )
+        return custom_config
+    previous = retrieval.get(MINED_PATH_FIELD)
+    if previous and previous != path:
+        logging.warning("RetrievalTrainer: %s replaces %s=%s", path, MINED_PATH_FIELD, previous)
+    retrieval[MINED_PATH_FIELD] = path
+    result = copy.deepcopy(dict(custom_config or {}))
+    result[CUSTOM_CONFIG_KEY] = retrieval
+    logging.info("RetrievalTrainer: training with hard negatives from %s", path)
+    return result
+
+
+def mined_file(input_dict) -> str | None:
+    """The path of the `hard_negatives` input's TSV, or None without that input."""
+    artifacts = input_dict.get(HARD_NEGATIVES_KEY) or []
+    if len(artifacts) > 1:
+        raise ValueError(f"{HARD_NEGATIVES_KEY}: expected one artifact, got {len(artifacts)}")
+    return os.path.join(artifacts[0].uri, mining.TSV_FILE) if artifacts else None
+
+
+class Executor(trainer_executor.GenericExecutor):
+    """GenericExecutor whose fn_args.custom_config names the mined hard negatives."""
+
+    def _GetFnArgs(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
+        fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+        fn_args.custom_config = with_mined_negatives(fn_args.custom_config, mined_file(input_dict))
+        return fn_args

@@ -1,0 +1,1 @@
+"""VersionedPusher: pushes the combined model when every gate blessed it."""

@@ -1,0 +1,137 @@
+"""One loaded SavedModel version: its SignatureDefs, callable signatures and in-flight count.
+
+The combined model has a `scann` variant using ScaNN's custom TF ops (`Scann>...`). Those
+ops are registered by importing `scann`, done only when the model's op list needs them,
+so a missing `scann` package fails only such a model, with a message that says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.saved_model import loader_impl
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from serving.tensors import TensorSig
+
+log = logging.getLogger(__name__)
+
+SCANN_OP_PREFIX = "Scann>"
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+_scann_lock = threading.Lock()
+
+
+@dataclasses.dataclass
+class Signature:
+    """One callable signature.
+
+    Attributes:
+        name: the signature key, e.g. "serving_default".
+        inputs: input key -> TensorSig.
+        outputs: output key -> TensorSig.
+        fn: the loaded concrete function; fn(**{key: array}) -> {key: tensor}.
+    """
+
+    name: str
+    inputs: dict
+    outputs: dict
+    fn: object
+
+
+def ensure_scann_ops() -> None:
+    """Registers ScaNN's TF ops (`import scann`).
+
+    Raises:
+        RuntimeError: scann is not installed or its ops library does not load.
+    """
+    with _scann_lock:
+        try:
+            import scann  # noqa: F401 - the import registers the Scann> ops
+        except Exception as exc:  # noqa: BLE001 - ImportError or a failing .so load
+            raise RuntimeError(
+                "this model uses ScaNN TF ops (Scann>*) but `import scann` failed "
+                f"({type(exc).__name__}: {exc}); install scann==1.3.2 or serve the "
+                "portable variant"
+            ) from exc
+
+
+def has_saved_model(path: str) -> bool:
+    """Whether `path` holds a complete SavedModel (its saved_model.pb is renamed in last)."""
+    return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)
+
+
+class Servable:
+    """A loaded SavedModel version.
+
+    Attributes:
+        version: the integer version.
+        path: the version directory.
+        signature_defs: the MetaGraphDef's SignatureDefMap proto, as TF Serving returns it.
+        signatures: callable signature key -> Signature.
+        needs_scann: whether the graph uses ScaNN ops.
+    """
+
+    def __init__(self, path: str, version: int):
+        self.path = path
+        self.version = version
+        saved_model = loader_impl.parse_saved_model(path)
+        meta_graph = saved_model.meta_graphs[0]
+        self.signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        for key, sig_def in meta_graph.signature_def.items():
+            self.signature_defs.signature_def[key].CopyFrom(sig_def)
+        ops = {op.name for op in meta_graph.meta_info_def.stripped_op_list.op}
+        self.needs_scann = any(op.startswith(SCANN_OP_PREFIX) for op in ops)
+        if self.needs_scann:
+            ensure_scann_ops()
+        self._loaded = tf.saved_model.load(path)
+        self.signatures = {}
+        for key, fn in self._loaded.signatures.items():
+            sig_def = meta_graph.signature_def[key]
+            self.signatures[key] = Signature(
+                name=key,
+                inputs={k: TensorSig.from_tensor_info(v) for k, v in sig_def.inputs.items()},
+                outputs={k: TensorSig.from_tensor_info(v) for k, v in sig_def.outputs.items()},
+                fn=fn,
+            )
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    def run(self, signature: Signature, inputs: dict) -> dict:
+        """Calls a signature.
+
+        Args:
+            signature: one of `self.signatures`.
+            inputs: input key -> np.ndarray, already validated.
+
+        Returns:
+            output key -> np.ndarray.
+        """
+        outputs = signature.fn(**inputs)
+        return {key: np.asarray(value) for key, value in outputs.items()}
+
+    def acquire(self) -> None:
+        """Counts one in-flight request (the manager calls it under its lock)."""
+        with self._idle:
+            self._inflight += 1
+
+    def release(self) -> None:
+        """Ends one in-flight request."""
+        with self._idle:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Blocks until no request uses this servable; True when idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout)
+
+    def unload(self) -> None:
+        """Drops the loaded model (its variables and functions are freed with it)."""
+        self.signatures = {}
+        self._loaded = None
