@@ -16,8 +16,9 @@ itself. So each parameter goes where it works:
   executor (runtime_executors.EvaluatorExecutor, a subclass of TFX's) writes it into
   the AUC value threshold of `eval_config` before TFMA runs.
 - update_mode (str, full|incremental): an exec property added to the retrieval
-  Trainer; its executor (runtime_executors.TrainerExecutor, a subclass of the generic
-  one) writes it into `custom_config["retrieval"]["mode"]` before `run_fn` reads it.
+  Trainer; its executor (a runtime_executors.UpdateModeMixin subclass of the
+  Trainer's own executor) writes it into `custom_config["retrieval"]["mode"]` before
+  `run_fn` reads it.
 
 `bind` is applied to the pipeline `create_pipeline(config)` returned, so local and
 Beam runs build exactly the same components. It also makes every path inside the
@@ -73,11 +74,15 @@ def _set(component, name: str, value) -> None:
     component.exec_properties[name] = value
 
 
-def _swap_executor(component, executor_class) -> None:
-    """Runs `executor_class` (a subclass of the component's executor) instead."""
+def _swap_executor(component, executors: dict) -> None:
+    """Runs executors[its executor class] (a subclass of it) instead of its executor."""
     old = component.executor_spec
-    if not issubclass(executor_class, old.executor_class):
-        raise TypeError(f"{executor_class} does not extend {old.executor_class}")
+    executor_class = executors.get(old.executor_class)
+    if executor_class is None or not issubclass(executor_class, old.executor_class):
+        raise TypeError(
+            f"{component.id}: no runtime-parameter executor extends {old.executor_class}; "
+            "add one in pipeline/runtime_executors.py"
+        )
     new = type(old)(executor_class)
     if isinstance(old, executor_spec.BeamExecutorSpec):
         new.add_beam_pipeline_args(old.beam_pipeline_args)
@@ -92,10 +97,10 @@ def _bind_component(component, params: dict) -> None:
         _set(component, EVAL_ARGS, params[EVAL_ARGS])
         if component.id == RETRIEVAL_TRAINER:
             _set(component, UPDATE_MODE, params[UPDATE_MODE])
-            _swap_executor(component, X.TrainerExecutor)
+            _swap_executor(component, X.UPDATE_MODE_EXECUTORS)
     elif isinstance(component, Evaluator) and component.id == RANKING_EVALUATOR:
         _set(component, RANKING_MIN_AUC, params[RANKING_MIN_AUC])
-        _swap_executor(component, X.EvaluatorExecutor)
+        _swap_executor(component, {X.EvaluatorExecutor.__base__: X.EvaluatorExecutor})
     elif isinstance(component, RetrievalEvaluator):
         for key, param in params.items():
             if key.startswith(RETRIEVAL_PREFIX):

@@ -19,6 +19,7 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.components.trainer import executor as trainer_executor
 from tfx.utils import proto_utils
 
+from components.retrieval_trainer import executor as retrieval_trainer_executor
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from models.retrieval.config import MODES
 from pipeline import kfp_params as P
@@ -85,11 +86,27 @@ def with_min_auc(exec_properties: Mapping) -> dict:
     return props
 
 
-class TrainerExecutor(trainer_executor.GenericExecutor):
-    """The generic Trainer, with the retrieval model's update mode from a runtime parameter."""
+class UpdateModeMixin:
+    """Before a Trainer executor runs, moves `update_mode` into the retrieval custom_config."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
         return super().Do(input_dict, output_dict, with_update_mode(exec_properties))
+
+
+class TrainerExecutor(UpdateModeMixin, trainer_executor.GenericExecutor):
+    """TFX's generic Trainer executor, with the update mode from a runtime parameter."""
+
+
+class RetrievalTrainerExecutor(UpdateModeMixin, retrieval_trainer_executor.Executor):
+    """components.retrieval_trainer's executor, with the update mode from a runtime parameter."""
+
+
+# The executor the retrieval Trainer runs -> the same with the update mode applied.
+# (The container imports executors by dotted path, so each is a named class.)
+UPDATE_MODE_EXECUTORS = {
+    trainer_executor.GenericExecutor: TrainerExecutor,
+    retrieval_trainer_executor.Executor: RetrievalTrainerExecutor,
+}
 
 
 class EvaluatorExecutor(evaluator_executor.Executor):

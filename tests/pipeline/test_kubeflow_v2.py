@@ -270,3 +270,16 @@ def test_submit_the_compiled_pipeline(kubeflow, spec):
             "retrieval_min_hr_at_10": 0.05,
         }
         assert run.body["runtime_config"]["pipeline_root"] == "gs://bucket/root"
+
+
+def test_the_retrieval_trainer_component_gets_its_update_mode_executor(config):
+    from tfx.types import Channel, standard_artifacts
+
+    from components.retrieval_trainer.component import RetrievalTrainer
+
+    trainer = RetrievalTrainer(examples=Channel(type=standard_artifacts.Examples))
+    trainer = trainer.with_id("retrieval_trainer")
+    runtime._bind_component(trainer, runtime.parameters(config))
+    assert trainer.executor_spec.executor_class is runtime_executors.RetrievalTrainerExecutor
+    assert trainer.exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
+    assert trainer.exec_properties[P.TRAIN_ARGS].default == '{"num_steps": 300}'
