@@ -283,3 +283,29 @@ def test_the_retrieval_trainer_component_gets_its_update_mode_executor(config):
     assert trainer.executor_spec.executor_class is runtime_executors.RetrievalTrainerExecutor
     assert trainer.exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
     assert trainer.exec_properties[P.TRAIN_ARGS].default == '{"num_steps": 300}'
+
+
+def test_kfp_container_entrypoint_reads_the_parameters_the_executors_apply(spec):
+    """Parameter values as KFP passes them, parsed by TFX's container entrypoint code."""
+    from google.protobuf import struct_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as E
+
+    def exec_properties(task, values):
+        args = list(_executor(spec, task)["container"]["args"])
+        inputs = pipeline_spec_pb2.ComponentInputsSpec()
+        json_format.Parse(args[args.index("--json_serialized_inputs_spec_args") + 1], inputs)
+        defaults = spec.components[spec.root.dag.tasks[task].component_ref.name]
+        assert set(values) <= set(defaults.input_definitions.parameters)
+        constants = spec.root.dag.tasks[task].inputs.parameters
+        sent = {
+            k: v.runtime_value.constant for k, v in constants.items() if v.HasField("runtime_value")
+        }
+        sent.update({k: struct_pb2.Value(**v) for k, v in values.items()})
+        return E.parse_execution_properties(sent, {}, inputs)
+
+    props = exec_properties("ranking_evaluator", {P.RANKING_MIN_AUC: {"number_value": 0.7}})
+    assert props[P.RANKING_MIN_AUC] == 0.7
+    assert '"lower_bound": 0.7' in runtime_executors.with_min_auc(props)["eval_config"]
+    props = exec_properties("retrieval_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
+    custom = json.loads(runtime_executors.with_update_mode(props)["custom_config"])
+    assert custom["retrieval"]["mode"] == "incremental"
