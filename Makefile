@@ -22,7 +22,7 @@ KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
 KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval \
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval serve query \
 	kfp-compile image
 
 help:
@@ -34,6 +34,8 @@ help:
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
+	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
+	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
 	@echo "make image          docker build -f deploy/Dockerfile -t $(KFP_IMAGE) . (needs a Docker engine)"
 	@echo "make setup          only create .venv from requirements.lock"
@@ -84,6 +86,28 @@ bench-retrieval: setup
 
 clean:
 	rm -rf .work
+
+# Serving (serving/): a TF-Serving-compatible server and a client for any TF Serving.
+HOST ?= localhost
+PORT ?= 8500
+REST_PORT ?= 8501
+MODEL_NAME ?= recommender
+MODEL_BASE_PATH ?= .work/serving/$(MODEL_NAME)
+SERVE_FLAGS ?=
+K ?= 10
+HISTORY ?=
+SIGNATURE ?= serving_default
+# USER is also the login name in the environment: only a command-line USER=... counts.
+QUERY_USER := $(if $(filter command line,$(origin USER)),$(USER),1)
+
+serve: setup
+	$(PY) -m serving.server --host $(HOST) --port $(PORT) --rest-port $(REST_PORT) \
+	  --model-name $(MODEL_NAME) --model-base-path $(MODEL_BASE_PATH) $(SERVE_FLAGS)
+
+query: setup
+	$(PY) -m serving.client query --host $(HOST) --port $(PORT) --model-name $(MODEL_NAME) \
+	  --model-base-path $(MODEL_BASE_PATH) --user $(QUERY_USER) --history $(HISTORY) -k $(K) \
+	  --signature $(SIGNATURE) $(if $(JSON),--json,)
 
 kfp-compile: setup
 	$(PY) -m pipeline kfp compile --image $(KFP_IMAGE) --output $(KFP_OUT) \

@@ -86,6 +86,11 @@ def input_values(args: argparse.Namespace, catalog: dict) -> dict:
     }
 
 
+def _is_candidate_list(info) -> bool:
+    """A [batch, C] string input the client has no other value for: the candidate ids."""
+    return info.dtype == tf.string.as_datatype_enum and len(info.tensor_shape.dim) == 2
+
+
 def build_request(sig_def, name: str, signature: str, values: dict) -> predict_pb2.PredictRequest:
     """A PredictRequest with batch 1 for every input of `sig_def`.
 
@@ -96,7 +101,9 @@ def build_request(sig_def, name: str, signature: str, values: dict) -> predict_p
     request.model_spec.name = name
     request.model_spec.signature_name = signature
     for key, info in sig_def.inputs.items():
-        if key not in values:
+        if key not in values and _is_candidate_list(info):
+            values = {**values, key: values[F.ITEM_ID]}
+        elif key not in values:
             raise SystemExit(
                 f"signature {signature!r} needs input {key!r}, which this client lacks"
             )
@@ -120,7 +127,7 @@ def ranked_items(outputs: dict, candidates: list, k: int, catalog: dict) -> list
         ids = candidates
         order = np.argsort(-outputs[SCORES][0], kind="stable")
     items = []
-    for i in list(order)[:k]:
+    for i in [i for i in order if ids[i] != F.PAD][:k]:  # F.PAD: fewer items than slots
         item = {"item_id": ids[i], "title": catalog.get(ids[i], ("", ""))[0]}
         for key in (SCORES, RETRIEVAL_SCORES):
             if key in outputs:

@@ -125,12 +125,10 @@ class ModelManager:
             self._states[version] = (State.AVAILABLE, "")
             if old is not None:
                 self._states[old.version] = (State.UNLOADING, "")
-        log.info(
-            "serving %s version %d (loaded in %.1f s)",
-            self.name,
-            version,
-            time.perf_counter() - started,
-        )
+        seconds = time.perf_counter() - started
+        warmup = getattr(servable, "warmup_count", 0)
+        message = "serving %s version %d (loaded in %.1f s, %d warm-up requests)"
+        log.info(message, self.name, version, seconds, warmup)
         if old is not None:
             threading.Thread(target=self._unload, args=(old,), daemon=True).start()
         return True

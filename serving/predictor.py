@@ -16,8 +16,8 @@ from tensorflow_serving.apis import (
 from serving import errors, tensors
 from serving.batching import Batcher
 from serving.manager import ModelManager
+from serving.servable import DEFAULT_SIGNATURE
 
-DEFAULT_SIGNATURE = "serving_default"
 SIGNATURE_DEF_FIELD = "signature_def"
 UNKNOWN_ERROR_CODE = 2  # tensorflow.error.Code.UNKNOWN, for a version that failed to load
 

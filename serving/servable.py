@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl
-from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
 from serving.tensors import TensorSig
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 SCANN_OP_PREFIX = "Scann>"
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000  # as TF Serving
+DEFAULT_SIGNATURE = "serving_default"
 _scann_lock = threading.Lock()
 
 
@@ -100,6 +103,32 @@ class Servable:
             )
         self._inflight = 0
         self._idle = threading.Condition()
+        self.warmup_count = self._warm_up()
+
+    def _warm_up(self) -> int:
+        """Replays `assets.extra/tf_serving_warmup_requests` (PredictionLog TFRecords) as TF
+        Serving does before a version becomes available; returns the number replayed.
+
+        Raises:
+            RuntimeError: a warm-up request fails (the version then fails to load).
+        """
+        path = os.path.join(self.path, WARMUP_FILE)
+        if not os.path.isfile(path):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
+            entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            if not entry.HasField("predict_log"):
+                continue
+            request = entry.predict_log.request
+            key = request.model_spec.signature_name or DEFAULT_SIGNATURE
+            try:
+                arrays = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                self.run(self.signatures[key], arrays)
+            except Exception as exc:  # noqa: BLE001 - reported as a failed load
+                raise RuntimeError(f"warm-up request {count} ({key}) failed: {exc!r}") from exc
+            count += 1
+        return count
 
     def run(self, signature: Signature, inputs: dict) -> dict:
         """Calls a signature.

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from schemas import features as F
@@ -106,3 +107,52 @@ def test_query_errors(serve, capsys):
     running = serve((2,))
     code, _, err = _run(capsys, running, "--model-name", "nope", "--history", "i1")
     assert code == 1 and "NOT_FOUND" in err
+
+
+def test_build_request_follows_the_signature_def():
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    sig = meta_graph_pb2.SignatureDef()
+    for key, dtype, rank in [
+        (F.USER_ID, tf.string, 1),
+        (F.AGE, tf.int64, 1),
+        (F.HISTORY_ITEM_IDS, tf.string, 2),
+        ("candidates", tf.string, 2),
+    ]:
+        info = sig.inputs[key]
+        info.dtype = dtype.as_datatype_enum
+        info.tensor_shape.dim.extend([info.tensor_shape.Dim(size=-1)] * rank)
+    args = client.parse_args(
+        [
+            "query",
+            "--user",
+            "7",
+            "--history",
+            "a",
+            "b",
+            "--age",
+            "31",
+            "--signature",
+            "rank",
+            "--candidates",
+            "x",
+            "y",
+            "z",
+        ]
+    )
+    request = client.build_request(sig, MODEL, "rank", client.input_values(args, {}))
+    got = {k: tf.make_ndarray(v).tolist() for k, v in request.inputs.items()}
+    assert got == {
+        F.USER_ID: [b"7"],
+        F.AGE: [31],
+        F.HISTORY_ITEM_IDS: [[b"a", b"b"]],
+        "candidates": [[b"x", b"y", b"z"]],
+    }
+    outputs = {"scores": np.array([[0.1, 0.9, 0.5]], np.float32)}
+    items = client.ranked_items(outputs, ["x", "y", "z"], 2, {"y": ("Why", "Drama")})
+    assert items == [
+        {"item_id": "y", "title": "Why", "score": pytest.approx(0.9)},
+        {"item_id": "z", "title": "", "score": pytest.approx(0.5)},
+    ]
+    padded = {"item_ids": np.array([[b"q", b""]], object), "scores": np.array([[0.3, 0.0]])}
+    assert [i["item_id"] for i in client.ranked_items(padded, [], 5, {})] == ["q"]

@@ -85,3 +85,23 @@ def test_broken_version_keeps_the_old_one_serving(serve):
     assert state == State.END and error
     response = running.predict_stub.Predict(predict_request(toy_model.query_batch()))
     assert response.model_spec.version.value == 1
+
+
+def test_warmup_requests_are_replayed_before_a_version_serves(serve, model_template):
+    running = serve((1,))
+    good = predict_request(toy_model.query_batch(), "retrieve")
+    staged = os.path.join(running.base_path, ".staged-2")
+    shutil.copytree(os.path.join(model_template, "2"), staged)
+    toy_model.write_warmup(staged, [good, predict_request(toy_model.query_batch(rows=1))])
+    os.rename(staged, os.path.join(running.base_path, "2"))
+    assert _wait(lambda: _status(running).get(2, (None,))[0] == State.AVAILABLE)
+    assert running.server.manager._current.warmup_count == 2
+    # A version whose warm-up fails does not load, as in TF Serving.
+    staged = os.path.join(running.base_path, ".staged-3")
+    shutil.copytree(os.path.join(model_template, "2"), staged)
+    toy_model.write_warmup(staged, [predict_request(toy_model.query_batch(), "nope")])
+    os.rename(staged, os.path.join(running.base_path, "3"))
+    assert _wait(lambda: _status(running).get(3, (None,))[0] == State.END)
+    assert "warm-up request 0 (nope) failed" in _status(running)[3][1]
+    response = running.predict_stub.Predict(predict_request(toy_model.query_batch()))
+    assert response.model_spec.version.value == 2

@@ -157,3 +157,15 @@ def query_batch(rows: int = 2, length: int = 3, seed: int = 0) -> dict:
         F.HISTORY_ITEM_IDS: hist.astype(object),
         F.HISTORY_GENRES: genres,
     }
+
+
+def write_warmup(version_dir: str, requests: list) -> None:
+    """Writes TF Serving warm-up records (PredictionLog) into `assets.extra/`."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog()
+            log.predict_log.request.CopyFrom(request)
+            writer.write(log.SerializeToString())
