@@ -16,8 +16,14 @@ export PYTHONWARNINGS := ignore
 DATA ?= synthetic
 RUNNER ?= local
 ML100K ?= ../shared/data/ml-100k
+KFP_IMAGE ?= recsys-tfx:latest
+KFP_PIPELINE_ROOT ?= gs://YOUR_BUCKET/recsys/root
+KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
+KFP_OUT ?= .work/kfp/recommender_pipeline.json
+BEAM_ARGS ?=
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking bench-retrieval bench-index serve query
+.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking \
+	bench-retrieval bench-index serve query kfp-compile image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -31,6 +37,8 @@ help:
 	@echo "make bench-index    B3: ScaNN vs exact search at 10k/100k/1M items (QUICK=1: 10k, 100k)"
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
+	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
+	@echo "make image          docker build -f deploy/Dockerfile -t $(KFP_IMAGE) . (needs a Docker engine)"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
 
@@ -104,3 +112,14 @@ query: setup
 	$(PY) -m serving.client query --host $(HOST) --port $(PORT) --model-name $(MODEL_NAME) \
 	  --model-base-path $(MODEL_BASE_PATH) --user $(QUERY_USER) --history $(HISTORY) -k $(K) \
 	  --signature $(SIGNATURE) $(if $(JSON),--json,)
+
+kfp-compile: setup
+	$(PY) -m pipeline kfp compile --image $(KFP_IMAGE) --output $(KFP_OUT) \
+	  --pipeline-root $(KFP_PIPELINE_ROOT) --data-root $(KFP_DATA_ROOT) \
+	  $(foreach a,$(BEAM_ARGS),--beam-arg=$(a))
+
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine on this machine" \
+	  "(docker info failed); run 'docker build -f deploy/Dockerfile -t $(KFP_IMAGE) .'" \
+	  "where Docker runs"; exit 1; }
+	docker build -f deploy/Dockerfile -t $(KFP_IMAGE) .

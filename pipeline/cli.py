@@ -20,6 +20,7 @@ import time
 from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTOFF, SequenceConfig
 from models.retrieval.config import LOSSES, RetrievalConfig
 from pipeline import config as C
+from pipeline import kfp_cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -150,12 +151,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--model-name", default="recommender", help="the served model's name")
     run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
+    kfp_cli.add_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "kfp":
+        return kfp_cli.main(args)
     try:
         config = build_config(args)
     except ValueError as e:

@@ -155,3 +155,31 @@ class PipelineConfig:
             raise ValueError(f"model_name {self.model_name!r} must be letters, digits, '-' or '_'")
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+    """What only the Kubeflow Pipelines v2 / Vertex AI compile needs (pipeline/kubeflow_v2_runner).
+
+    The pipeline root and the data root come from PipelineConfig (`pipeline_root`,
+    `data.path`) and must be URIs the cluster reads (gs://, s3://, minio://, ...).
+
+    Attributes:
+        image: the pipeline image (deploy/Dockerfile) every executor runs.
+        code_root: where the image holds this repository (on its PYTHONPATH); any
+            path inside the local checkout (e.g. schemas/schema.pbtxt) is compiled
+            to the same relative path under it.
+        output: the IR file to write: a PipelineJob JSON (".json").
+    """
+
+    image: str = "recsys-tfx:latest"
+    code_root: str = "/opt/recsys"
+    output: str = ".work/kfp/recommender_pipeline.json"
+
+    def __post_init__(self):
+        if not self.image or any(c.isspace() for c in self.image):
+            raise ValueError(f"kubeflow.image {self.image!r} must be a non-empty image reference")
+        if not self.code_root.startswith("/"):
+            raise ValueError(f"kubeflow.code_root {self.code_root!r} must be an absolute path")
+        if not self.output.endswith(".json"):
+            raise ValueError(f"kubeflow.output {self.output!r} must end with .json")
