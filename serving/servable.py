@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
+from serving import errors
 from serving.tensors import TensorSig
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,14 @@ class Servable:
         Returns:
             output key -> np.ndarray.
         """
-        outputs = signature.call(inputs)
+        try:
+            outputs = signature.call(inputs)
+        except UnicodeDecodeError as exc:
+            # TF failed to decode an op's error message that quotes request bytes (e.g. an
+            # unparsable tf.Example): the op rejected the input.
+            raw = exc.object if isinstance(exc.object, bytes) else str(exc).encode()
+            message = raw.decode("utf-8", "replace")
+            raise errors.invalid(f"the model rejected the input: {message}") from None
         return {key: np.asarray(value) for key, value in outputs.items()}
 
     def acquire(self) -> None:

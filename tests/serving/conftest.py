@@ -66,10 +66,10 @@ def copy_version(template: str, base_path: str, version: int, as_version: int | 
 
 @pytest.fixture
 def serve(tmp_path, model_template):
-    """start(versions=(1,), *flags) -> Running; servers stop at teardown."""
+    """start(versions=(1,), *flags, loader=None) -> Running; servers stop at teardown."""
     started = []
 
-    def start(versions=(1,), *flags) -> Running:
+    def start(versions=(1,), *flags, loader=None) -> Running:
         base = tmp_path / f"{MODEL}{len(started)}"
         base.mkdir()
         for version in versions:
@@ -91,6 +91,8 @@ def serve(tmp_path, model_template):
             *flags,
         ]
         server = server_lib.ModelServer(server_lib.parse_args(argv))
+        if loader is not None:
+            server.manager._loader = loader
         port = server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         started.append((server, channel))

@@ -34,7 +34,7 @@ def _case(rng: random.Random):
         rows=rng.randint(1, 4), length=rng.randint(1, 5), seed=rng.randrange(10**6)
     )
     name = rng.choice(sorted(query))
-    kind = rng.randrange(12)
+    kind = rng.randrange(13)
     request = predict_request(query, rng.choice(["", "serving_default", "retrieve"]))
     proto = request.inputs[name]
     if kind == 0:  # missing input
@@ -94,6 +94,10 @@ def _case(rng: random.Random):
         else:
             request.model_spec.version_label = "canary"
         return request, INVALID, None
+    if kind == 11:  # garbage tf.Examples: parsed (OK) or rejected by the model, never INTERNAL
+        examples = _random_array(rng, tf.string, (rng.randint(1, 3),))
+        request = predict_request({toy_model.EXAMPLES: examples}, "serve_tf_examples")
+        return request, (OK, INVALID), None
     request.ClearField("model_spec")
     return request, INVALID, None
 
@@ -110,10 +114,10 @@ def test_fuzz_malformed_requests(serve):
             got, details = OK, ""
         except grpc.RpcError as err:
             got, details = err.code().name, err.details()
-        assert got == code, (code, details, request.model_spec, name)
+        assert got in (code if isinstance(code, tuple) else (code,)), (code, details, name)
         if name is not None and code != OK:
             assert f"'{name}'" in details, details
-        counts[code] = counts.get(code, 0) + 1
+        counts[got] = counts.get(got, 0) + 1
     # Raw garbage that is not a PredictRequest at all.
     raw = running.channel.unary_unary(PREDICT)  # bytes in, bytes out
     for _ in range(30):

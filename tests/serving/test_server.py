@@ -20,6 +20,7 @@ from tensorflow_serving.apis import (
 )
 
 from schemas import features as F
+from serving.servable import Servable
 from tests.serving import toy_model
 from tests.serving.conftest import MODEL, assert_outputs_equal, outputs_of, predict_request
 
@@ -195,3 +196,29 @@ def test_rest_api(serve, in_process):
     assert status == 400 and "age" in body["error"]
     status, body = _http(running.rest_port, "/v1/models/nope:predict", {"inputs": columns})
     assert status == 404
+
+
+def test_model_failures_keep_the_server_serving(serve):
+    def loader(path, version):
+        servable = Servable(path, version)
+
+        def explode(inputs):
+            raise RuntimeError("boom in the model")
+
+        servable.signatures["retrieve"].call = explode
+        return servable
+
+    running = serve((1,), loader=loader)
+    stub = running.predict_stub
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(predict_request(toy_model.query_batch(), "retrieve"))
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert "RuntimeError: boom in the model" in err.value.details()
+    # A TF error inside the graph keeps its code (unparsable tf.Examples: INVALID_ARGUMENT).
+    garbage = {toy_model.EXAMPLES: np.array([b"\xff\x00 not an example"], dtype=object)}
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(predict_request(garbage, "serve_tf_examples"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Could not parse example input" in err.value.details()
+    response = stub.Predict(predict_request(toy_model.query_batch()))
+    assert outputs_of(response)["item_ids"].shape == (2, 5)
