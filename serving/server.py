@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-batch", type=int, default=1024, help="request limit: batch size")
     p.add_argument("--max-history", type=int, default=1000, help="request limit: history length")
     p.add_argument("--max-message-mb", type=int, default=64, help="largest request, MiB")
-    p.add_argument("--workers", type=int, default=16, help="gRPC handler threads")
+    p.add_argument("--workers", type=int, default=32, help="gRPC handler threads")
     p.add_argument("--intra-op-threads", type=int, default=0, help="TF intra-op threads (0: TF)")
     p.add_argument("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0: TF)")
     p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")
