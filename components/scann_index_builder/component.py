@@ -16,7 +16,7 @@ from components.scann_index_builder.params import IndexConfig
 class ItemIndex(types.Artifact):
     """A searchable item index: files under `<uri>/index` (see index.load_index)."""
 
-    TYPE_NAME = "ItemIndex"
+    TYPE_NAME = "components.ItemIndex"  # KFP v2 wants `<module>.<Class>` as schema title
 
 
 _CONFIG = {
