@@ -28,78 +28,111 @@ def _random_array(rng: random.Random, dtype: tf.DType, shape: tuple) -> np.ndarr
     return np.ones(shape, dtype=dtype.as_numpy_dtype)
 
 
-def _case(rng: random.Random):
-    """One malformed (or garbage-but-valid) request: (request, code, input it must name)."""
-    query = toy_model.query_batch(
-        rows=rng.randint(1, 4), length=rng.randint(1, 5), seed=rng.randrange(10**6)
-    )
-    name = rng.choice(sorted(query))
-    kind = rng.randrange(13)
-    request = predict_request(query, rng.choice(["", "serving_default", "retrieve"]))
-    proto = request.inputs[name]
-    if kind == 0:  # missing input
-        del request.inputs[name]
-        return request, INVALID, name
-    if kind == 1:  # extra input
-        request.inputs["bogus"].CopyFrom(tf.make_tensor_proto([1]))
-        return request, INVALID, "bogus"
-    if kind == 2:  # wrong dtype
-        want = tf.as_dtype(proto.dtype)
-        dtype = rng.choice([d for d in DTYPES if d != want])
-        proto.CopyFrom(tf.make_tensor_proto(_random_array(rng, dtype, query[name].shape)))
-        return request, INVALID, name
-    if kind == 3:  # wrong rank
-        array = query[name]
-        array = array[..., None] if rng.random() < 0.5 or array.ndim == 1 else array[:, 0]
-        proto.CopyFrom(tf.make_tensor_proto(array))
-        return request, INVALID, name
-    if kind == 4:  # one input with another batch size
-        array = np.concatenate([query[name], query[name][:1]])
-        proto.CopyFrom(tf.make_tensor_proto(array))
-        return request, INVALID, None
-    if kind == 5:  # huge batch or history, claimed by the header only
-        dims = proto.tensor_shape.dim
-        dims[rng.randrange(len(dims))].size = rng.choice([5000, 10**6, 2**40])
-        return request, INVALID, name
-    if kind == 6:  # garbage bytes in every string: valid, the ids fall into OOV
-        for key, array in query.items():
+class Case:
+    """One request of the fuzz: a valid random query of 1-4 rows that a mutator breaks.
+
+    Each mutator changes `request` and returns (expected code or codes, input the error
+    message must name or None).
+    """
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.query = toy_model.query_batch(
+            rows=rng.randint(1, 4), length=rng.randint(1, 5), seed=rng.randrange(10**6)
+        )
+        self.name = rng.choice(sorted(self.query))
+        self.request = predict_request(self.query, rng.choice(["", "serving_default", "retrieve"]))
+        self.proto = self.request.inputs[self.name]
+
+    def missing_input(self):
+        del self.request.inputs[self.name]
+        return INVALID, self.name
+
+    def extra_input(self):
+        self.request.inputs["bogus"].CopyFrom(tf.make_tensor_proto([1]))
+        return INVALID, "bogus"
+
+    def wrong_dtype(self):
+        want = tf.as_dtype(self.proto.dtype)
+        dtype = self.rng.choice([d for d in DTYPES if d != want])
+        array = _random_array(self.rng, dtype, self.query[self.name].shape)
+        self.proto.CopyFrom(tf.make_tensor_proto(array))
+        return INVALID, self.name
+
+    def wrong_rank(self):
+        array = self.query[self.name]
+        array = array[..., None] if self.rng.random() < 0.5 or array.ndim == 1 else array[:, 0]
+        self.proto.CopyFrom(tf.make_tensor_proto(array))
+        return INVALID, self.name
+
+    def other_batch_size(self):
+        array = self.query[self.name]
+        self.proto.CopyFrom(tf.make_tensor_proto(np.concatenate([array, array[:1]])))
+        return INVALID, None
+
+    def huge_claimed_shape(self):  # huge batch or history, claimed by the header only
+        dims = self.proto.tensor_shape.dim
+        dims[self.rng.randrange(len(dims))].size = self.rng.choice([5000, 10**6, 2**40])
+        return INVALID, self.name
+
+    def garbage_strings(self):  # valid: the ids fall into OOV buckets
+        for key, array in self.query.items():
             if array.dtype == object:
-                request.inputs[key].CopyFrom(
-                    tf.make_tensor_proto(_random_array(rng, tf.string, array.shape))
-                )
-        return request, OK, None
-    if kind == 7:  # values that do not fill the shape
-        proto.tensor_shape.dim[0].size += 3
-        if proto.dtype != tf.string.as_datatype_enum:
-            proto.tensor_content = proto.tensor_content[:-1] or b"\x00"
-        return request, INVALID, name
-    if kind == 8:  # negative dims, unknown rank, unknown dtype enum
-        choice = rng.randrange(3)
+                garbage = _random_array(self.rng, tf.string, array.shape)
+                self.request.inputs[key].CopyFrom(tf.make_tensor_proto(garbage))
+        return OK, None
+
+    def values_do_not_fill_the_shape(self):
+        self.proto.tensor_shape.dim[0].size += 3
+        if self.proto.dtype != tf.string.as_datatype_enum:
+            self.proto.tensor_content = self.proto.tensor_content[:-1] or b"\x00"
+        return INVALID, self.name
+
+    def bad_header(self):  # negative dims, unknown rank, unknown dtype enum
+        choice = self.rng.randrange(3)
         if choice == 0:
-            proto.tensor_shape.dim[0].size = -2
+            self.proto.tensor_shape.dim[0].size = -2
         elif choice == 1:
-            proto.tensor_shape.unknown_rank = True
+            self.proto.tensor_shape.unknown_rank = True
         else:
-            proto.dtype = rng.choice([30, 77, 1234])
-        return request, INVALID, name
-    if kind == 9:  # unknown model or version
-        if rng.random() < 0.5:
-            request.model_spec.name = rng.choice(["nope", "", MODEL + "x"])
+            self.proto.dtype = self.rng.choice([30, 77, 1234])
+        return INVALID, self.name
+
+    def unknown_model_or_version(self):
+        if self.rng.random() < 0.5:
+            self.request.model_spec.name = self.rng.choice(["nope", "", MODEL + "x"])
         else:
-            request.model_spec.version.value = rng.choice([0, 2, 99])
-        return request, NOT_FOUND, None
-    if kind == 10:  # unknown signature, unknown label
-        if rng.random() < 0.5:
-            request.model_spec.signature_name = rng.choice(["nope", "rank ", "__saved_model_x"])
+            self.request.model_spec.version.value = self.rng.choice([0, 2, 99])
+        return NOT_FOUND, None
+
+    def unknown_signature_or_label(self):
+        if self.rng.random() < 0.5:
+            names = ["nope", "rank ", "__saved_model_x"]
+            self.request.model_spec.signature_name = self.rng.choice(names)
         else:
-            request.model_spec.version_label = "canary"
-        return request, INVALID, None
-    if kind == 11:  # garbage tf.Examples: parsed (OK) or rejected by the model, never INTERNAL
-        examples = _random_array(rng, tf.string, (rng.randint(1, 3),))
-        request = predict_request({toy_model.EXAMPLES: examples}, "serve_tf_examples")
-        return request, (OK, INVALID), None
-    request.ClearField("model_spec")
-    return request, INVALID, None
+            self.request.model_spec.version_label = "canary"
+        return INVALID, None
+
+    def garbage_examples(self):  # parsed (OK) or rejected by the model, never INTERNAL
+        examples = _random_array(self.rng, tf.string, (self.rng.randint(1, 3),))
+        self.request = predict_request({toy_model.EXAMPLES: examples}, "serve_tf_examples")
+        return (OK, INVALID), None
+
+    def no_model_spec(self):
+        self.request.ClearField("model_spec")
+        return INVALID, None
+
+    MUTATORS = (missing_input, extra_input, wrong_dtype, wrong_rank, other_batch_size,
+                huge_claimed_shape, garbage_strings, values_do_not_fill_the_shape, bad_header,
+                unknown_model_or_version, unknown_signature_or_label, garbage_examples,
+                no_model_spec)  # fmt: skip
+
+
+def _case(rng: random.Random):
+    """(request, expected code(s), input the message must name)."""
+    case = Case(rng)
+    code, name = rng.choice(Case.MUTATORS)(case)
+    return case.request, code, name
 
 
 def test_fuzz_malformed_requests(serve):

@@ -58,54 +58,46 @@ def _wait_available(channel, process, timeout=180.0) -> None:
     raise AssertionError("server did not become ready")
 
 
+def _sigterm_during_requests(stub, process, request, count: int):
+    """Sends `count` concurrent requests, SIGTERMs the server while they wait in the batcher;
+    returns (outputs, errors, seconds until all were answered)."""
+    results, errors = [], []
+
+    def call():
+        try:
+            results.append(outputs_of(stub.Predict(request, timeout=60)))
+        except grpc.RpcError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(count)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)  # all are now waiting in the batcher
+    process.send_signal(signal.SIGTERM)
+    for thread in threads:
+        thread.join()
+    return results, errors, time.monotonic() - started
+
+
 def test_scann_variant_batching_and_sigterm(scann_base):
     port = free_port()
     env = dict(os.environ, PYTHONPATH=REPO, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    argv = [
-        sys.executable,
-        "-m",
-        "serving.server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--model-name",
-        MODEL,
-        "--model-base-path",
-        scann_base,
-        "--batching",
-        "--batch-timeout-micros",
-        str(int(BATCH_TIMEOUT_S * 1e6)),
-        "--max-batch-size",
-        "64",
-    ]
+    timeout = str(int(BATCH_TIMEOUT_S * 1e6))
+    argv = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1", "--port", str(port),
+            "--model-name", MODEL, "--model-base-path", scann_base, "--batching",
+            "--batch-timeout-micros", timeout, "--max-batch-size", "64"]  # fmt: skip
     process = subprocess.Popen(
         argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    query = toy_model.query_batch(rows=2)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             _wait_available(channel, process)
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            query = toy_model.query_batch(rows=2)
-            want = tf.saved_model.load(os.path.join(scann_base, "1")).signatures["serving_default"]
-            want = {k: v.numpy() for k, v in want(**query).items()}
-            results, errors = [], []
-
-            def call(i):
-                try:
-                    results.append(outputs_of(stub.Predict(predict_request(query), timeout=60)))
-                except grpc.RpcError as exc:
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
-            started = time.monotonic()
-            for thread in threads:
-                thread.start()
-            time.sleep(1.0)  # all four are now waiting in the batcher
-            process.send_signal(signal.SIGTERM)
-            for thread in threads:
-                thread.join()
-            elapsed = time.monotonic() - started
+            results, errors, elapsed = _sigterm_during_requests(
+                stub, process, predict_request(query), 4
+            )
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
@@ -113,6 +105,8 @@ def test_scann_variant_batching_and_sigterm(scann_base):
     log = process.stdout.read()
     assert errors == [], errors
     assert len(results) == 4 and elapsed >= BATCH_TIMEOUT_S * 0.9  # answered after the signal
+    want = tf.saved_model.load(os.path.join(scann_base, "1")).signatures["serving_default"]
+    want = {k: v.numpy() for k, v in want(**query).items()}
     for got in results:
         np.testing.assert_array_equal(got["item_ids"], want["item_ids"])
         np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-6)
