@@ -11,4 +11,6 @@ Modules:
     rest: the REST API of TF Serving's port 8501 (stdlib http.server).
     server: `python -m serving.server`.
     client: `python -m serving.client query`, works against any TF Serving.
+    protos: TF Serving's BatchingParameters message (not shipped by tensorflow-serving-api).
+    config/: TF Serving's models.config and batching parameters (used by deploy/k8s/).
 """
