@@ -167,7 +167,8 @@ def test_every_container_runs_the_image_and_code_by_dotted_path(spec, job):
     schema = spec.root.dag.tasks["ImportSchemaGen"].inputs.parameters["schema_file"]
     assert schema.runtime_value.constant.string_value == "/opt/recsys/schemas/schema.pbtxt"
     retrieval = list(_executor(spec, "retrieval_trainer")["container"]["args"])
-    assert "pipeline.runtime_executors.TrainerExecutor" in retrieval
+    # The retrieval trainer takes mined hard negatives: its executor wraps that Trainer's.
+    assert "pipeline.runtime_executors.RetrievalTrainerExecutor" in retrieval
     ranking = list(_executor(spec, "ranking_trainer")["container"]["args"])
     assert "tfx.components.trainer.executor.GenericExecutor" in ranking
 
