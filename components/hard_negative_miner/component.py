@@ -20,7 +20,9 @@ class HardNegatives(artifact.Artifact):
     also custom properties (users_mined, negatives, negatives_per_user, seconds, status).
     """
 
-    TYPE_NAME = "recsys.HardNegatives"  # KFP v2 wants a schema title: <namespace>.<Name>
+    # KFP v2 uses TYPE_NAME as the schema title (`<module>.<Class>`, one dot) and its
+    # container imports the class by that path: `components` must expose HardNegatives.
+    TYPE_NAME = "components.HardNegatives"
 
 
 class HardNegativeMinerSpec(types.ComponentSpec):
