@@ -25,7 +25,7 @@ from components.retrieval_evaluator import metrics as M
 from schemas import features as F
 
 TOP_K = M.CURVE_MAX_K  # 100
-EASE_LAMBDAS = (20.0, 50.0, 100.0, 200.0, 350.0, 500.0, 750.0, 1000.0, 2000.0, 5000.0)
+EASE_LAMBDAS = (50.0, 100.0, 200.0, 350.0, 500.0, 1000.0, 2000.0)
 EVENT_SETS = {"rated": False, "positive": True}  # X's events -> positives_only
 
 

@@ -37,7 +37,8 @@ def run_variants(validation, graph: str, out_dir: str, base, variants: dict) -> 
     for name, overrides in variants.items():
         config = dataclasses.replace(base, **overrides)
         print(f"=== variant {name}: {overrides}", flush=True)
-        top, extras = S.two_tower(config, graph, os.path.join(out_dir, "tune"))(validation)
+        work = os.path.join(out_dir, "tune", f"{name}-{os.getpid()}")  # one per process
+        top, extras = S.two_tower(config, graph, work)(validation)
         m = S.evaluate_top(top, validation.data.targets, len(validation.item_ids))["metrics"]
         out[name] = {
             "overrides": overrides,
