@@ -23,7 +23,7 @@ KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
 .PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking \
-	bench-retrieval bench-index serve query kfp-compile image
+	bench-retrieval bench-index bench-serving serve query kfp-compile image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -35,6 +35,7 @@ help:
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
 	@echo "make bench-index    B3: ScaNN vs exact search at 10k/100k/1M items (QUICK=1: 10k, 100k)"
+	@echo "make bench-serving  B4: gRPC server latency/throughput at 10k/100k items (QUICK=1: 10k only)"
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
@@ -87,6 +88,9 @@ bench-retrieval: setup
 
 bench-index: setup
 	$(PY) -m bench.index $(QUICK_FLAG)
+
+bench-serving: setup
+	$(PY) -m bench.serving $(QUICK_FLAG)
 
 clean:
 	rm -rf .work

@@ -1,0 +1,227 @@
+"""B4 client side: requests, the server subprocess and the load generators.
+
+Requests are `serving_default` PredictRequests built with the official
+tensorflow_serving.apis protos; the server is `python -m serving.server` on a free
+loopback port; the load generators are a sequential loop (sync stub) and a closed loop
+of C in-flight requests (grpc.aio, one channel), both with the official stubs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+from schemas import features as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_NAME = "recommender"
+K = 10
+TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 600.0
+ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+
+
+# -- requests -----------------------------------------------------------------------------
+def _tensor(values: np.ndarray, dtype: str):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in values.shape]
+    )
+    if dtype == "string":
+        return tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            tensor_shape=shape,
+            string_val=[str(v).encode() for v in values.ravel()],
+        )
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_INT64, tensor_shape=shape, int64_val=values.ravel().tolist()
+    )
+
+
+def make_requests(item_ids: list[str], count: int, seed: int = 0) -> list:
+    """`count` serving_default PredictRequests: a random user, 20 distinct random items."""
+    from tensorflow_serving.apis import predict_pb2
+
+    rng = np.random.default_rng(seed)
+    requests = []
+    for _ in range(count):
+        history = rng.choice(len(item_ids), size=F.HISTORY_LENGTH, replace=False)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = MODEL_NAME
+        request.model_spec.signature_name = "serving_default"
+        fields = {
+            F.USER_ID: (np.array([f"bench-user-{rng.integers(1 << 20)}"]), "string"),
+            F.AGE: (np.array([rng.integers(18, 70)]), "int64"),
+            F.GENDER: (np.array([rng.choice(["M", "F"])]), "string"),
+            F.OCCUPATION: (np.array([rng.choice(["student", "engineer", "other"])]), "string"),
+            F.TIMESTAMP: (np.array([int(time.time())]), "int64"),
+            F.HISTORY_ITEM_IDS: (np.array([[item_ids[i] for i in history]]), "string"),
+        }
+        for key, (values, dtype) in fields.items():
+            request.inputs[key].CopyFrom(_tensor(values, dtype))
+        requests.append(request)
+    return requests
+
+
+def read_item_ids(model_dir: str) -> list[str]:
+    """Catalog ids from the export's assets.extra/items.tsv."""
+    path = os.path.join(model_dir, "1", "assets.extra", "items.tsv")
+    with open(path) as f:
+        return [line.split("\t", 1)[0] for line in f if line.strip()]
+
+
+def answer_ok(response) -> bool:
+    """A full answer: K item ids, none empty."""
+    ids = response.outputs["item_ids"].string_val
+    return len(ids) == K and all(ids)
+
+
+# -- the server ---------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory_mib(pid: int) -> dict:
+    """VmRSS and VmHWM (peak) of a process, MiB, from /proc/<pid>/status."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+class Server:
+    """`python -m serving.server` in a subprocess, on a free loopback port."""
+
+    def __init__(self, model_base_path: str, log_path: str, flags=()):
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "serving.server", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--model-name", MODEL_NAME]
+        cmd += ["--model-base-path", model_base_path, *flags]
+        self.log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env={**os.environ, **ENV}, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        """Polls GetModelStatus until AVAILABLE; returns the seconds it took."""
+        import grpc
+        from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
+
+        start = time.perf_counter()
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(self.target))
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = MODEL_NAME
+        available = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        while time.perf_counter() - start < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}); see {self.log.name}")
+            try:
+                status = stub.GetModelStatus(request, timeout=2.0).model_version_status
+                if any(s.state == available for s in status):
+                    return time.perf_counter() - start
+            except grpc.RpcError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"server not AVAILABLE after {timeout:.0f} s; see {self.log.name}")
+
+    def stop(self) -> int:
+        """SIGTERM, wait for a graceful exit (kill after 60 s); returns the exit code."""
+        self.proc.terminate()
+        try:
+            code = self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.log.close()
+        return code
+
+
+# -- load generators ----------------------------------------------------------------------
+def run_sequential(target: str, requests: list, count: int):
+    """One request at a time; returns (latencies ms, wall s, error counts)."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    latencies, errors = [], Counter()
+    with grpc.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        start = time.perf_counter()
+        for i in range(count):
+            t = time.perf_counter()
+            try:
+                ok = answer_ok(stub.Predict(requests[i % len(requests)], timeout=TIMEOUT_S))
+            except grpc.RpcError as exc:
+                errors[exc.code().name] += 1
+                continue
+            latencies.append(1e3 * (time.perf_counter() - t))
+            if not ok:
+                errors["BAD_ANSWER"] += 1
+        return latencies, time.perf_counter() - start, errors
+
+
+async def _closed_loop(target: str, requests: list, count: int, concurrency: int):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    latencies, errors, ticket = [], Counter(), itertools.count()
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+        async def worker():
+            while (i := next(ticket)) < count:
+                t = time.perf_counter()
+                try:
+                    response = await stub.Predict(requests[i % len(requests)], timeout=TIMEOUT_S)
+                except grpc.aio.AioRpcError as exc:
+                    errors[exc.code().name] += 1
+                    continue
+                latencies.append(1e3 * (time.perf_counter() - t))
+                if not answer_ok(response):
+                    errors["BAD_ANSWER"] += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - start, errors
+
+
+def run_concurrent(target: str, requests: list, count: int, concurrency: int):
+    """`concurrency` requests in flight (closed loop); returns (latencies, wall s, errors)."""
+    return asyncio.run(_closed_loop(target, requests, count, concurrency))
+
+
+def run_in_process(model_dir: str, requests: list, count: int) -> list[float]:
+    """Latencies (ms) of the model alone: serving_default through the server's Servable."""
+    import gc
+
+    import tensorflow as tf
+
+    from serving.servable import Servable
+
+    servable = Servable(os.path.join(model_dir, "1"), 1)
+    signature = servable.signatures["serving_default"]
+    arrays = [{k: tf.make_ndarray(v) for k, v in r.inputs.items()} for r in requests]
+    for a in arrays[:20]:
+        servable.run(signature, a)
+    latencies = []
+    for i in range(count):
+        t = time.perf_counter()
+        servable.run(signature, arrays[i % len(arrays)])
+        latencies.append(1e3 * (time.perf_counter() - t))
+    del servable, signature
+    gc.collect()
+    return latencies
