@@ -8,10 +8,10 @@ parameters for N) and measures, side by side in one run:
   the same config (for reference; it skips the TF op dispatch);
 - `exact`: matmul + top_k through a tf.function (the portable exact searcher);
 - `portable`: the stock-op partitioned searcher (k-means leaves, padded);
-Recall@10 against exact top-10; single-query p50/p99 (queries timed round-robin
-across searchers so load changes hit all alike); batched queries/s; build
-time and bytes per item; exact search's achieved memory bandwidth against a
-measured memcpy. Writes bench/results/index.json and index.png.
+Recall@10 against exact top-10; single-query p50/p99 (each searcher answers
+blocks of consecutive queries, blocks rotating across searchers over 5 rounds);
+batched queries/s; build time and bytes per item; exact search's achieved
+memory bandwidth against a measured memcpy. Writes bench/results/index.json and index.png.
 
     python -m bench.index [--quick] [--sizes 10000,100000] [--queries 1000]
 """
@@ -104,17 +104,22 @@ class _Pybind:
         return self.searcher.search_batched_parallel(q, **kwargs)[0], None
 
 
-def _single_latencies(searchers: dict, queries: np.ndarray) -> dict:
-    """p50/p99 ms of one-query calls, timed round-robin across searchers."""
+def _single_latencies(searchers: dict, queries: np.ndarray, rounds: int = 5) -> dict:
+    """p50/p99 ms of one-query calls: each searcher runs a block of consecutive queries,
+    the blocks rotate over `rounds` rounds (so load changes hit all searchers alike, and one
+    searcher's memory traffic, e.g. exact's 256 MB scan, does not evict another's data)."""
     import tensorflow as tf
 
     times = {name: [] for name in searchers}
-    for row in queries:
-        query = tf.constant(row[None, :])
-        for name, searcher in searchers.items():
-            start = time.perf_counter()
-            np.asarray(searcher.search(query if name != "scann_pybind" else row[None, :])[0])
-            times[name].append(time.perf_counter() - start)
+    names = list(searchers)
+    for r, block in enumerate(np.array_split(queries, rounds)):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            searcher = searchers[name]
+            for row in block:
+                query = row[None, :] if name == "scann_pybind" else tf.constant(row[None, :])
+                start = time.perf_counter()
+                np.asarray(searcher.search(query)[0])
+                times[name].append(time.perf_counter() - start)
     return {
         name: {"p50_ms": 1e3 * np.percentile(t, 50), "p99_ms": 1e3 * np.percentile(t, 99)}
         for name, t in times.items()
@@ -160,7 +165,6 @@ def run_size(num_items: int, num_queries: int, bandwidth: float) -> dict:
         s.search(queries[:1])
     single = _single_latencies(searchers, queries)
     qps = {n: _batched_qps(s, queries) for n, s in searchers.items()}
-    scann_bytes = sum(np.asarray(v).nbytes for v in (index.scann_assets or {}).values())
     exact_bytes = items.nbytes  # read once per query
     exact_s = single["exact"]["p50_ms"] / 1e3
     row = {
@@ -173,11 +177,6 @@ def run_size(num_items: int, num_queries: int, bandwidth: float) -> dict:
         "build_s": build_s,
         "scann_build_s": index.metrics.get("scann_build_s", 0.0),
         "portable_build_s": index.metrics.get("partitions_build_s", 0.0),
-        "scann_bytes_per_item": scann_bytes / num_items,
-        "ah_code_bytes_per_item": (
-            index.scann_assets["hashed_dataset"].nbytes / num_items if index.scann_assets else 0
-        ),
-        "exact_bytes_per_item": items.nbytes / num_items,
         "exact_gb_per_s": exact_bytes / exact_s / 1e9,
         "exact_fraction_of_bandwidth": exact_bytes / exact_s / 1e9 / bandwidth,
         "params": params.to_dict(),
@@ -188,10 +187,22 @@ def run_size(num_items: int, num_queries: int, bandwidth: float) -> dict:
     if pybind:
         row["scann_pybind_p50_ms"] = single["scann_pybind"]["p50_ms"]
         row["scann_pybind_build_s"] = pybind_build_s
+    return row | _footprint(index)
+
+
+def _footprint(index) -> dict:
+    """Bytes per item of each searcher's tensors."""
+    n = len(index.item_ids)
+    assets = index.scann_assets or {}
+    out = {
+        "scann_bytes_per_item": sum(np.asarray(v).nbytes for v in assets.values()) / n,
+        "ah_code_bytes_per_item": assets["hashed_dataset"].nbytes / n if assets else 0.0,
+        "exact_bytes_per_item": index.embeddings.nbytes / n,
+    }
     if index.partitions is not None:
-        padded = index.partitions.leaf_items.size * DIM * 4 + index.partitions.leaf_items.nbytes
-        row["portable_bytes_per_item"] = padded / num_items
-    return row
+        leaf_items = index.partitions.leaf_items
+        out["portable_bytes_per_item"] = (leaf_items.size * DIM * 4 + leaf_items.nbytes) / n
+    return out
 
 
 def plot(results: dict, path: str) -> None:
