@@ -18,6 +18,7 @@ from concurrent import futures
 
 import grpc
 import tensorflow as tf
+from google.protobuf import text_format
 
 from serving import protos, service, tensors
 from serving.batching import Batcher
@@ -65,8 +66,12 @@ def make_batcher(args: argparse.Namespace) -> Batcher | None:
     """The Batcher from the batching parameters file and overrides, or None."""
     if not args.batching:
         return None
-    with open(args.batching_parameters_file) as f:
-        options = protos.batcher_options(protos.parse_batching_parameters(f.read()))
+    try:
+        with open(args.batching_parameters_file) as f:
+            options = protos.batcher_options(protos.parse_batching_parameters(f.read()))
+    except (OSError, text_format.ParseError) as exc:
+        path = args.batching_parameters_file
+        raise SystemExit(f"--batching-parameters-file {path}: {exc}") from None
     if args.max_batch_size:
         options["max_batch_size"] = args.max_batch_size
     if args.batch_timeout_micros is not None:
