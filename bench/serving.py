@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -48,7 +49,11 @@ def percentile(values, q: float) -> float:
 
 
 def summarize(latencies_ms, wall_s: float | None = None) -> dict:
-    """p50/p90/p99/mean in ms of one run, and requests/s when its wall time is given."""
+    """p50/p90/p99/mean in ms of one run, and requests/s when its wall time is given (NaNs
+    when no request succeeded)."""
+    if len(latencies_ms) == 0:
+        nan = float("nan")
+        return {"n": 0, "p50_ms": nan, "p90_ms": nan, "p99_ms": nan, "mean_ms": nan, "rps": 0.0}
     out = {
         "n": len(latencies_ms),
         "p50_ms": percentile(latencies_ms, 50),
@@ -67,7 +72,7 @@ def median_of(runs: list[dict], key: str) -> float:
 
 
 # -- one (N, variant) -----------------------------------------------------------------------
-def bench_variant(model_dir: str, plan: dict, log_path: str, flags=()) -> dict:
+def bench_variant(model_dir: str, plan: dict, log_path: str, flags=()) -> tuple[dict, dict]:
     """In-process model latency, then the server: ready time, warm-up, repeats, memory."""
     requests = C.make_requests(C.read_item_ids(model_dir), 500, seed=1)
     print(f"    in-process model: {plan['inproc']} calls", flush=True)
@@ -218,7 +223,7 @@ def ensure_pipeline_run() -> None:
         return
     except FileNotFoundError:
         pass
-    cmd = [C.sys.executable, "-m", "pipeline", "run", "--data", "synthetic:tiny"]
+    cmd = [sys.executable, "-m", "pipeline", "run", "--data", "synthetic:tiny"]
     cmd += ["--work-dir", WORK, "--ranking-min-auc", "0", "--until", "RecommenderAssembler"]
     print("running the tiny pipeline once: " + " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, cwd=REPO, env={**os.environ, **C.ENV}, check=True)
@@ -237,6 +242,8 @@ def run_size(n: int, plan: dict, machine: dict, samples: dict, flags) -> dict:
         entry.update(
             {f"{k}{sfx}": v for k, v in physical_bound(built["cost"], variant, machine).items()}
         )
+        entry[f"rpc_overhead_p50_ms{sfx}"] = entry[f"p50_ms{sfx}"] - entry[f"model_p50_ms{sfx}"]
+        entry[f"model_x_bound{sfx}"] = entry[f"model_p50_ms{sfx}"] / entry[f"bound_ms{sfx}"]
         entry[f"repeats{sfx}"] = result["runs"]
         entry[f"in_process{sfx}"] = result["in_process"]
         entry[f"server{sfx}"] = {

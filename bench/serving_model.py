@@ -121,8 +121,9 @@ def ranker_flops(ranking_dir: str, history: int = F.HISTORY_LENGTH) -> int:
     """
     import tensorflow as tf
 
+    loaded = tf.saved_model.load(ranking_dir)
     flops = 0
-    for var in tf.saved_model.load(ranking_dir).variables:
+    for var in getattr(loaded, "model_variables", None) or loaded.variables:
         name = var.name.lower()
         if "kernel" not in name or len(var.shape) != 2:
             continue
