@@ -59,6 +59,7 @@ class Executor(base_executor.BaseExecutor):
             "retrieval_model": retrieval.uri,
             "ranking_model": ranking.uri,
             "index": index_artifact.uri,
+            "catalog": catalog_artifact.uri,
         }
         report = assemble(
             path_utils.serving_model_path(retrieval.uri),
