@@ -49,3 +49,18 @@ def tiny_data(tmp_path_factory):
     argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--until", "Transform"]
     assert cli.main(argv) == 0
     return TinyData(cli.build_config(cli._parser().parse_args(argv)))
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory):
+    """(config, summary) of one full LocalDagRunner run on tiny data, pushing to
+    <work>/serving; shared by every whole-pipeline test (tests/e2e, the miner's)."""
+    from pipeline import cli, summary
+
+    work = str(tmp_path_factory.mktemp("work"))  # fresh: a repeat run would warm-start
+    # Tiny data trains a weak ranker: no AUC floor, so that run 2 has a baseline to lose to.
+    argv = ["run", "--data", "synthetic:tiny", "--work-dir", work]
+    argv += ["--negative-ratio", "2", "--ranking-min-auc", "0"]
+    assert cli.main(argv) == 0
+    config = cli.build_config(cli._parser().parse_args(argv))
+    return config, summary.collect(config)

@@ -27,7 +27,6 @@ from components.retrieval_trainer.component import RetrievalTrainer
 from models.ranking.export import SCORE_CANDIDATES, SCORES
 from models.retrieval.config import CUSTOM_CONFIG_KEY
 from models.retrieval.trainer import SUMMARY_FILE
-from pipeline import cli, summary
 from schemas import features as F
 
 pytestmark = pytest.mark.e2e
@@ -110,13 +109,8 @@ def _run(config, name, with_trainer):
 
 
 @pytest.fixture(scope="module")
-def mined(tmp_path_factory):
-    work = tmp_path_factory.mktemp("mined")
-    argv = ["run", "--data", "synthetic:tiny", "--work-dir", str(work), "--ranking-min-auc", "0"]
-    argv += ["--train-steps", "20"]
-    assert cli.main(argv) == 0
-    config = cli.build_config(cli._parser().parse_args(argv))
-    first = summary.collect(config)
+def mined(run):
+    config, first = run  # the shared whole-pipeline run (tests/conftest.py)
     assert first["retrieval"]["blessed"] and first["ranking"]["blessed"]
     _run(config, config.name, with_trainer=True)  # same pipeline: the Resolvers find them
     return config, _latest(config.pipeline_root, "hard_negative_miner", "hard_negatives")
