@@ -10,6 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from schemas import features as F
+from schemas import serving
 
 SERVING_DEFAULT = "serving_default"
 RETRIEVE = "retrieve"
@@ -26,14 +27,9 @@ RETRIEVAL_SCORES = "retrieval_scores"  # float32 [B, K]: query . item (0 where e
 CANDIDATE_ITEM_IDS = "candidate_item_ids"  # rank: string [B, C]
 EXAMPLES = "examples"  # serve_tf_examples: serialized tf.Examples [B]
 
-REQUEST_SPEC = {
-    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
-    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
-    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
-    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
-    F.TIMESTAMP: tf.TensorSpec([None], tf.int64, F.TIMESTAMP),
-    F.HISTORY_ITEM_IDS: tf.TensorSpec([None, None], tf.string, F.HISTORY_ITEM_IDS),
-}
+# The query signature inputs of schemas/serving.py minus history genres (the combined
+# model looks those up in its catalog).
+REQUEST_SPEC = {k: v for k, v in serving.QUERY_SPEC.items() if k != F.HISTORY_GENRES}
 RANK_SPEC = {
     **REQUEST_SPEC,
     CANDIDATE_ITEM_IDS: tf.TensorSpec([None, None], tf.string, CANDIDATE_ITEM_IDS),
