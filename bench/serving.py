@@ -37,6 +37,12 @@ RESULTS = os.path.join(REPO, "bench", "results")
 WORK = os.path.join(REPO, ".work", "bench-serving")
 PIPELINE_ROOT = os.path.join(WORK, "runs", "synthetic-tiny", "pipeline_root")
 FULL = {"seq": 1000, "c8": 2000, "c32": 2000, "warmup": 300, "inproc": 300, "repeats": 3}
+# (label, exported variant, key suffix, extra server flags); the first gives the required keys.
+CONFIGS = (
+    ("portable", "portable", "", ()),
+    ("scann", "scann", "_scann", ()),
+    ("portable+batching", "portable", "_batching", ("--batching",)),
+)
 QUICK = {"seq": 300, "c8": 400, "c32": 400, "warmup": 100, "inproc": 100, "repeats": 1}
 
 
@@ -76,7 +82,8 @@ def bench_variant(model_dir: str, plan: dict, log_path: str, flags=()) -> tuple[
     """In-process model latency, then the server: ready time, warm-up, repeats, memory."""
     requests = C.make_requests(C.read_item_ids(model_dir), 500, seed=1)
     print(f"    in-process model: {plan['inproc']} calls", flush=True)
-    result = {"in_process": summarize(C.run_in_process(model_dir, requests, plan["inproc"]))}
+    in_process = C.run_in_process(model_dir, requests, plan["inproc"])
+    result = {"in_process": {name: summarize(lat) for name, lat in in_process.items()}}
     result["load_before"] = os.getloadavg()
     server = C.Server(model_dir, log_path, flags)
     try:
@@ -88,12 +95,22 @@ def bench_variant(model_dir: str, plan: dict, log_path: str, flags=()) -> tuple[
         errors, runs, samples = Counter(), {"seq": [], "c8": [], "c32": []}, {}
         for r in range(plan["repeats"]):
             for phase, conc in (("seq", 1), ("c8", 8), ("c32", 32)):
+                cpu = C.cpu_seconds(server.proc.pid), time.process_time()
                 if conc == 1:
                     lat, wall, err = C.run_sequential(server.target, requests, plan[phase])
                 else:
                     lat, wall, err = C.run_concurrent(server.target, requests, plan[phase], conc)
+                done = max(1, len(lat))
                 errors.update(err)
-                runs[phase].append({**summarize(lat, wall), "errors": sum(err.values())})
+                runs[phase].append(
+                    {
+                        **summarize(lat, wall),
+                        "errors": sum(err.values()),
+                        "server_cpu_ms": 1e3 * (C.cpu_seconds(server.proc.pid) - cpu[0]) / done,
+                        "client_cpu_ms": 1e3 * (time.process_time() - cpu[1]) / done,
+                        "load": os.getloadavg()[0],
+                    }
+                )
                 samples.setdefault(phase, []).extend(lat)
                 s = runs[phase][-1]
                 print(
@@ -123,9 +140,14 @@ def reduce_variant(result: dict, suffix: str) -> dict:
         "errors": int(sum(result["errors"].values())),
         "server_rss_mib": round(result["memory"]["VmRSS"], 1),
         "server_peak_rss_mib": round(result["memory"]["VmHWM"], 1),
-        "model_p50_ms": result["in_process"]["p50_ms"],
-        "model_p99_ms": result["in_process"]["p99_ms"],
+        "server_cpu_ms_per_request_c8": median_of(runs["c8"], "server_cpu_ms"),
+        "client_cpu_ms_per_request_c8": median_of(runs["c8"], "client_cpu_ms"),
     }
+    for name, key in (("serving_default", "model"), ("retrieve", "retrieve"), ("rank", "rank")):
+        out[f"{key}_p50_ms"] = result["in_process"][name]["p50_ms"]
+        out[f"{key}_p99_ms"] = result["in_process"][name]["p99_ms"]
+    # What 2 otherwise idle cores could serve if only the server's CPU time counted.
+    out["rps_2core_ceiling"] = 2e3 / out["server_cpu_ms_per_request_c8"]
     return {f"{k}{suffix}": v for k, v in out.items()}
 
 
@@ -138,11 +160,11 @@ def physical_bound(cost: dict, variant: str, machine: dict) -> dict:
 
 
 def measure_machine() -> dict:
-    """memcpy bandwidth (GB/s) and float32 matmul rate (GFLOP/s, numpy), best of 5."""
+    """memcpy bandwidth (GB/s, best of 5) and float32 matmul rate (GFLOP/s, numpy, best of 20)."""
     from bench.index import memory_bandwidth_gbs
 
     a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
-    best = min(_timed(lambda: a @ a) for _ in range(5))
+    best = min(_timed(lambda: a @ a) for _ in range(20))
     return {"memory_gbs": memory_bandwidth_gbs(256), "gflops": 2 * 512**3 / best / 1e9}
 
 
@@ -186,17 +208,17 @@ def plot(samples: dict, path: str) -> None:
 def table(results: dict) -> str:
     """The short table printed last."""
     head = (
-        f"{'N':>7} {'variant':>8} {'p50':>6} {'p99':>6} {'rps c8':>7} {'p99 c8':>7} "
+        f"{'N':>7} {'config':>17} {'p50':>6} {'p99':>6} {'rps c8':>7} {'p99 c8':>7} "
         f"{'rps c32':>7} {'p99 c32':>7} {'err':>4} {'RSS MiB':>8} {'model p50':>9} {'bound':>6}"
     )
     lines = [head + "   (ms, medians)"]
     for n, entry in results.items():
-        for variant, sfx in (("portable", ""), ("scann", "_scann")):
+        for variant, _, sfx, _ in CONFIGS:
             if f"p50_ms{sfx}" not in entry:
                 continue
             g = {k[: -len(sfx)] if sfx else k: v for k, v in entry.items() if k.endswith(sfx)}
             lines.append(
-                f"{n:>7} {variant:>8} {g['p50_ms']:6.2f} {g['p99_ms']:6.2f} {g['rps_c8']:7.0f} "
+                f"{n:>7} {variant:>17} {g['p50_ms']:6.2f} {g['p99_ms']:6.2f} {g['rps_c8']:7.0f} "
                 f"{g['p99_ms_c8']:7.2f} {g['rps_c32']:7.0f} {g['p99_ms_c32']:7.2f} "
                 f"{g['errors']:4d} {g['server_rss_mib']:8.0f} {g['model_p50_ms']:9.2f} "
                 f"{g['bound_ms']:6.3f}"
@@ -229,15 +251,16 @@ def ensure_pipeline_run() -> None:
     subprocess.run(cmd, cwd=REPO, env={**os.environ, **C.ENV}, check=True)
 
 
-def run_size(n: int, plan: dict, machine: dict, samples: dict, flags) -> dict:
-    """Both variants at one catalog size; the JSON entry for N."""
+def run_size(n: int, plan: dict, machine: dict, samples: dict, configs, flags) -> dict:
+    """Every config at one catalog size; the JSON entry for N."""
     print(f"== {n:,} items", flush=True)
     built = M.build_models(os.path.join(WORK, "models"), n, PIPELINE_ROOT)
     entry = {"variant": "portable", "uptime_start": uptime(), "machine": machine}
-    for variant, sfx in (("portable", ""), ("scann", "_scann")):
-        print(f"  {variant}", flush=True)
-        log = os.path.join(WORK, f"server-{n}-{variant}.log")
-        result, samples[(str(n), variant)] = bench_variant(built["dirs"][variant], plan, log, flags)
+    for label, variant, sfx, config_flags in configs:
+        print(f"  {label}", flush=True)
+        log = os.path.join(WORK, f"server-{n}-{label}.log")
+        model_dir, server_flags = built["dirs"][variant], [*config_flags, *flags]
+        result, samples[(str(n), label)] = bench_variant(model_dir, plan, log, server_flags)
         entry.update(reduce_variant(result, sfx))
         entry.update(
             {f"{k}{sfx}": v for k, v in physical_bound(built["cost"], variant, machine).items()}
@@ -268,19 +291,21 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="10k items only, fewer requests")
     p.add_argument("--sizes", help="comma-separated catalog sizes (default 10000,100000)")
     p.add_argument("--repeats", type=int)
+    p.add_argument("--no-batching", action="store_true", help="skip the --batching server")
     p.add_argument("--server-flag", action="append", default=[], help="extra serving.server flag")
     args = p.parse_args(argv)
     plan = dict(QUICK if args.quick else FULL)
     if args.repeats:
         plan["repeats"] = args.repeats
     sizes = [int(s) for s in (args.sizes or ("10000" if args.quick else "10000,100000")).split(",")]
+    configs = CONFIGS[:2] if args.no_batching else CONFIGS
     os.makedirs(RESULTS, exist_ok=True)
     ensure_pipeline_run()
     machine = measure_machine()
     print(f"machine: {machine}; {uptime()}", flush=True)
     results, samples = {}, {}
     for n in sizes:
-        results[str(n)] = run_size(n, plan, machine, samples, args.server_flag)
+        results[str(n)] = run_size(n, plan, machine, samples, configs, args.server_flag)
     name = "serving_quick" if args.quick else "serving"
     write_json(results, os.path.join(RESULTS, f"{name}.json"))
     plot(samples, os.path.join(RESULTS, f"{name}.png"))

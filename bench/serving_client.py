@@ -24,6 +24,7 @@ from schemas import features as F
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_NAME = "recommender"
 K = 10
+CANDIDATES = 100  # the ranker's candidates per request (set at export)
 TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 600.0
 ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
@@ -204,8 +205,10 @@ def run_concurrent(target: str, requests: list, count: int, concurrency: int):
     return asyncio.run(_closed_loop(target, requests, count, concurrency))
 
 
-def run_in_process(model_dir: str, requests: list, count: int) -> list[float]:
-    """Latencies (ms) of the model alone: serving_default through the server's Servable."""
+def run_in_process(model_dir: str, requests: list, count: int) -> dict[str, list[float]]:
+    """Latencies (ms) of the model alone, through the server's Servable (no gRPC), per
+    signature: serving_default, retrieve (query tower + search + exclusion) and rank
+    (the ranker on 100 random catalog items), calls interleaved."""
     import gc
 
     import tensorflow as tf
@@ -213,15 +216,32 @@ def run_in_process(model_dir: str, requests: list, count: int) -> list[float]:
     from serving.servable import Servable
 
     servable = Servable(os.path.join(model_dir, "1"), 1)
-    signature = servable.signatures["serving_default"]
     arrays = [{k: tf.make_ndarray(v) for k, v in r.inputs.items()} for r in requests]
-    for a in arrays[:20]:
-        servable.run(signature, a)
-    latencies = []
-    for i in range(count):
-        t = time.perf_counter()
-        servable.run(signature, arrays[i % len(arrays)])
-        latencies.append(1e3 * (time.perf_counter() - t))
-    del servable, signature
+    ids = np.array([i.encode() for i in read_item_ids(model_dir)], dtype=object)
+    rng = np.random.default_rng(2)
+    ranked = [
+        {**a, "candidate_item_ids": ids[rng.choice(len(ids), (1, CANDIDATES), replace=False)]}
+        for a in arrays[:50]
+    ]
+    calls = {
+        "serving_default": arrays,
+        "retrieve": arrays,
+        "rank": ranked,
+    }
+    latencies = {name: [] for name in calls}
+    for i in range(count + 20):
+        for name, inputs in calls.items():
+            t = time.perf_counter()
+            servable.run(servable.signatures[name], inputs[i % len(inputs)])
+            if i >= 20:  # the first 20 rounds warm up
+                latencies[name].append(1e3 * (time.perf_counter() - t))
+    del servable
     gc.collect()
     return latencies
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -128,3 +129,16 @@ def test_verdict_names_missed_targets():
 def test_memory_of_this_process():
     mem = C.memory_mib(os.getpid())
     assert 0 < mem["VmRSS"] <= mem["VmHWM"]
+
+
+def test_summarize_without_successes_is_nan_not_an_error():
+    summary = S.summarize([], wall_s=1.0)
+    assert summary["n"] == 0 and summary["rps"] == 0.0 and np.isnan(summary["p99_ms"])
+
+
+def test_cpu_seconds_of_this_process_grow_with_work():
+    before = C.cpu_seconds(os.getpid())
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert C.cpu_seconds(os.getpid()) >= before
