@@ -18,7 +18,7 @@ RETRIEVAL_EVALUATOR, RANKING_EVALUATOR = "retrieval_evaluator", "ranking_evaluat
 INDEX_BUILDER, ASSEMBLER, PUSHER = "ScannIndexBuilder", "RecommenderAssembler", "Pusher"
 # component -> (summary key, the JSON file its output holds)
 SERVING_REPORTS = {
-    INDEX_BUILDER: ("index", "metrics.json"),
+    INDEX_BUILDER: ("index", "index/metrics.json"),
     ASSEMBLER: ("assembly", "assembly.json"),
     PUSHER: ("push", "push.json"),
 }
@@ -195,12 +195,11 @@ def _serving_lines(summary: dict) -> list[str]:
     lines = []
     if summary.get("index"):
         m = summary["index"]
-        kind = "exact search" if m.get("exact") else "ScaNN"
+        p50 = m.get("latency", {}).get("scann", {}).get("p50_ms", float("nan"))
+        recall = m.get("recall@10", float("nan"))
         lines.append(
-            f"  index ({kind}, {m.get('num_items', '?')} items): "
-            f"recall@10 {m.get('recall@10', float('nan')):.3f} · "
-            f"single-query p50 {m.get('scann_p50_ms', float('nan')):.2f} ms · "
-            f"{'blessed' if m.get('blessed') else 'NOT blessed'}"
+            f"  index ({m.get('search', 'ScaNN')}): recall@10 {recall:.3f} · single-query p50 "
+            f"{p50:.2f} ms · {'blessed' if m.get('blessed') else 'NOT blessed'}"
         )
     for variant, v in summary.get("assembly", {}).get("variants", {}).items():
         verdict = "passed" if v.get("passed") else "FAILED: " + "; ".join(v.get("problems", []))

@@ -20,7 +20,8 @@ from components.retrieval_evaluator.executor import (
 )
 from schemas import features as F
 
-REPORT_FILE = "assembly.json"
+REPORT_FILE = "assembly.json"  # in the model artifact: what summary and showcase read
+CANARY_FILE = "canary.json"  # the same report, in the blessing artifact
 BLESSED_KEY = "blessed"
 _CATALOG_COLUMNS = (F.ITEM_ID, F.TITLE, F.PRIMARY_GENRE, F.YEAR)
 
@@ -74,7 +75,7 @@ class Executor(base_executor.BaseExecutor):
         with fileio.open(os.path.join(model.uri, REPORT_FILE), "w") as f:
             json.dump(report, f, indent=2)
         blessing = single(output_dict["blessing"])
-        with fileio.open(os.path.join(blessing.uri, REPORT_FILE), "w") as f:
+        with fileio.open(os.path.join(blessing.uri, CANARY_FILE), "w") as f:
             json.dump(report, f, indent=2)
         marker = "INFRA_BLESSED" if report["passed"] else "INFRA_NOT_BLESSED"
         with fileio.open(os.path.join(blessing.uri, marker), "w") as f:
