@@ -83,18 +83,33 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="synthetic:small instead of default")
     p.add_argument("--ml100k", default=DEFAULT_ML100K)
+    p.add_argument(
+        "--datasets",
+        default="synthetic,ml-100k",
+        help="comma-separated subset; the last results of the others are kept",
+    )
     args = p.parse_args(argv)
+    wanted = set(args.datasets.split(","))
     datasets = {"synthetic": "synthetic:small" if args.quick else "synthetic"}
     if os.path.exists(os.path.join(args.ml100k, "u.data")):
         datasets["ml-100k"] = f"movielens-100k:{os.path.abspath(args.ml100k)}"
     else:
         print(f"ML-100K not found at {args.ml100k}: skipping it")
+    path = os.path.join(RESULTS, "pipeline.json")
     results = {}
+    if os.path.exists(path) and not args.quick:
+        with open(path) as f:
+            results = {k: v for k, v in json.load(f).items() if k in datasets and k not in wanted}
     for name, data in datasets.items():
+        if name not in wanted:
+            continue
         print(f"running the pipeline on {data} (cold) ...", flush=True)
+        before = os.getloadavg()
         results[name] = run_once(data, name)
+        results[name]["measured"] = time.strftime("%Y-%m-%d %H:%M")
+        results[name]["load_before"] = [round(x, 2) for x in before]
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "pipeline.json"), "w") as f:
+    with open(path, "w") as f:
         json.dump(results, f, indent=2)
     plot(results, os.path.join(RESULTS, "pipeline.png"))
     comps = list(dict.fromkeys(c for r in results.values() for c in r["components"]))

@@ -32,7 +32,8 @@ PENDING = ()  # rows still written as null
 SERVED_NOTE = (
     "combined SavedModel (models.serving.export.export_variant, k=n=100): two-tower top-100 "
     "-> DIN rerank (RankingConfig defaults, trained with run_fn on the same transformed "
-    "training files); queried through serving_default in batches of 128. The model removes "
+    "training files), ordered by the final score log(DIN probability) + retrieval score / "
+    "the two-tower's softmax temperature (AssemblyConfig.retrieval_weight=None); queried through serving_default in batches of 128. The model removes "
     "the request's history window only; B1's larger exclusion set (every earlier item, never "
     "the target) is then dropped from the returned list, leaving empty slots, so the same "
     "items are excluded as for the other rows. served_scann forces ScaNN on this small "

@@ -57,7 +57,7 @@ def render(answers: list[dict], model_dir: str, titles_of_history: dict | None =
         shown = ", ".join((titles_of_history or {}).get(h, h) for h in recent) or "(none)"
         lines.append(f"  user {answer['user_id']}  (recently: {shown})")
         for rank, (item, title, score) in enumerate(answer["items"], 1):
-            lines.append(f"    {rank:2d}. {title or item}  [{item}]  score {score:.3f}")
+            lines.append(f"    {rank:2d}. {title or item}  [{item}]  ranker {score:.3f}")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from schemas import features as F
 
 ITEMS_TSV = os.path.join("assets.extra", "items.tsv")
 ITEM_IDS, SCORES, RETRIEVAL_SCORES = "item_ids", "scores", "retrieval_scores"
+FINAL_SCORES = "final_scores"  # the order of item_ids (models/serving/contract.py)
 
 
 def load_catalog(path: str) -> dict:
@@ -119,7 +120,8 @@ def build_request(sig_def, name: str, signature: str, values: dict) -> predict_p
 
 
 def ranked_items(outputs: dict, candidates: list, k: int, catalog: dict) -> list[dict]:
-    """The top-k items of row 0: item_id, title, score (and retrieval_score when given)."""
+    """The top-k items of row 0: item_id, title, score (and retrieval_score, final_score
+    when given)."""
     if ITEM_IDS in outputs:
         ids = [i.decode("utf-8", "replace") for i in outputs[ITEM_IDS][0]]
         order = range(len(ids))
@@ -129,7 +131,7 @@ def ranked_items(outputs: dict, candidates: list, k: int, catalog: dict) -> list
     items = []
     for i in [i for i in order if ids[i] != F.PAD][:k]:  # F.PAD: fewer items than slots
         item = {"item_id": ids[i], "title": catalog.get(ids[i], ("", ""))[0]}
-        for key in (SCORES, RETRIEVAL_SCORES):
+        for key in (SCORES, RETRIEVAL_SCORES, FINAL_SCORES):
             if key in outputs:
                 item[key[:-1]] = float(outputs[key][0][i])
         items.append(item)
@@ -141,12 +143,12 @@ def format_table(result: dict) -> str:
     lines = [
         f"{result['model']} v{result['version']} ({result['signature']}) for user "
         f"{result['user']}, history of {len(result['history'])} items:",
-        f"{'rank':>4}  {'item_id':<10} {'score':>9} {'retrieval':>9}  title",
+        f"{'rank':>4}  {'item_id':<10} {'ranker':>9} {'retrieval':>9} {'final':>9}  title",
     ]
+    cell = lambda item, key: f"{item[key]:9.4f}" if key in item else f"{'':9}"
     for n, item in enumerate(result["items"], 1):
-        score = f"{item['score']:9.4f}" if "score" in item else f"{'':9}"
-        retrieval = f"{item['retrieval_score']:9.4f}" if "retrieval_score" in item else f"{'':9}"
-        lines.append(f"{n:>4}  {item['item_id']:<10} {score} {retrieval}  {item['title']}")
+        scores = " ".join(cell(item, k) for k in ("score", "retrieval_score", "final_score"))
+        lines.append(f"{n:>4}  {item['item_id']:<10} {scores}  {item['title']}")
     return "\n".join(lines)
 
 

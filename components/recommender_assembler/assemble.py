@@ -49,10 +49,13 @@ def assemble(
     embeddings = np.asarray(index.embeddings, np.float32)
     n = min(config.n, len(index.item_ids))
     depth = export.search_depth(n, len(index.item_ids))
+    weight, source = export.retrieval_weight(retrieval_dir, config.retrieval_weight)
+    logging.info("RecommenderAssembler: final score retrieval weight %.4g (%s)", weight, source)
     expected = reference.recommend(
-        retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth
+        retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth, weight
     )
     report = {"config": dataclasses.asdict(config), "variants": {}}
+    report["retrieval_weight"] = {"value": weight, "source": source}
     for variant in config.variants:
         start = time.time()
         target = os.path.join(out_dir, variant)
@@ -68,6 +71,7 @@ def assemble(
             config.n,
             info=info,
             warmup=requests,
+            weight=weight,
         )
         golden = os.path.join(out_dir, f"canary_{variant}.npz")
         canary.save_golden(golden, requests, expected, export.is_exact(variant, index))

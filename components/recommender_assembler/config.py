@@ -18,6 +18,9 @@ class AssemblyConfig:
         canary_requests: eval queries in the golden set (plus 4 edge cases).
         latency_budget_ms: the canary's single-request p50 limit (fresh process).
         min_overlap: approximate search: least mean top-K overlap with the exact answer.
+        retrieval_weight: the final score is log(ranker probability) + retrieval_weight *
+            retrieval score. None: 1 / the two-tower's softmax temperature, which makes it
+            log P(next item) + log P(liked); 0: the ranker alone orders the candidates.
     """
 
     k: int = 10
@@ -26,6 +29,7 @@ class AssemblyConfig:
     canary_requests: int = 16
     latency_budget_ms: float = 250.0
     min_overlap: float = 0.8
+    retrieval_weight: float | None = None
 
     def __post_init__(self):
         if not 1 <= self.k <= self.n:
@@ -38,5 +42,9 @@ class AssemblyConfig:
             )
         if self.canary_requests < 1 or self.latency_budget_ms <= 0:
             raise ValueError("AssemblyConfig: canary_requests >= 1 and latency_budget_ms > 0")
+        if self.retrieval_weight is not None and not 0.0 <= self.retrieval_weight < 1e6:
+            raise ValueError(
+                f"AssemblyConfig.retrieval_weight={self.retrieval_weight} not in [0, 1e6) or None"
+            )
         if not 0.0 <= self.min_overlap <= 1.0:
             raise ValueError(f"AssemblyConfig.min_overlap={self.min_overlap} not in [0, 1]")

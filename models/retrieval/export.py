@@ -8,6 +8,8 @@
   fall into Transform's OOV buckets;
 - `assets.extra/id_vocabularies.json`: the item and user vocabularies of the
   id tables (warm start re-aligns rows with them, see updates.warm_start);
+- `assets.extra/retrieval.json`: the softmax temperature (the combined serving model
+  turns cosines into log-probabilities with it);
 and next to it, at `item_embeddings_path(serving_model_dir)` =
 `<serving_model_dir>/../item_embeddings.npz`: `ids` (str [N], the item
 vocabulary in order) and `embeddings` (float32 [N, D]) of every vocabulary item.
@@ -38,6 +40,18 @@ _EXAMPLE_DEFAULTS = {  # serving_default: features absent from a tf.Example
     F.OCCUPATION: F.UNKNOWN,
     F.TIMESTAMP: 0,
 }
+
+
+MODEL_INFO_FILE = "retrieval.json"  # assets.extra: {"temperature": the softmax temperature}
+
+
+def read_temperature(serving_model_dir: str) -> float | None:
+    """The softmax temperature a retrieval SavedModel was trained with (None: not recorded)."""
+    path = os.path.join(serving_model_dir, "assets.extra", MODEL_INFO_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return float(json.load(f)["temperature"])
 
 
 def item_embeddings_path(serving_model_dir: str) -> str:
@@ -143,6 +157,8 @@ def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
     tf.io.gfile.makedirs(extra)
     with tf.io.gfile.GFile(os.path.join(extra, updates.VOCAB_FILE), "w") as f:
         json.dump(vocabs, f)
+    with tf.io.gfile.GFile(os.path.join(extra, MODEL_INFO_FILE), "w") as f:
+        json.dump({"temperature": float(model.config.temperature)}, f)
     return export_item_embeddings(model, vocabs[F.ITEM_ID], item_embeddings_path(serving_model_dir))
 
 

@@ -23,7 +23,7 @@ from models.serving import contract as C
 from schemas import features as F
 
 _KEYS = tuple(C.REQUEST_SPEC)
-_OUTPUTS = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES)
+_OUTPUTS = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES, C.FINAL_SCORES)
 SCORE_ATOL = 1e-4
 
 
@@ -78,8 +78,9 @@ def _as_text(value) -> bytes:
 def compare(answer: dict, expected: dict, exact: bool, min_overlap: float) -> list[str]:
     """Problems of `answer` against `expected` (both C outputs, [B, K]); [] when they agree.
 
-    Exact search must give the same scores in the same order and the same items up to
-    ties; approximate search must share >= min_overlap of each row's items on average.
+    Exact search must give the same final and ranker scores in the same order and the
+    same items up to ties in the final score; approximate search must share >= min_overlap
+    of each row's items on average.
     """
     problems = []
     ids, want = answer[C.ITEM_IDS], expected[C.ITEM_IDS]
@@ -93,17 +94,15 @@ def compare(answer: dict, expected: dict, exact: bool, min_overlap: float) -> li
         if len(got) != len(ref):
             problems.append(f"request {b}: {len(got)} items returned, expected {len(ref)}")
         elif exact:
-            if not np.allclose(answer[C.SCORES][b], expected[C.SCORES][b], atol=SCORE_ATOL):
-                problems.append(
-                    f"request {b}: scores {answer[C.SCORES][b][:3]}... expected "
-                    f"{expected[C.SCORES][b][:3]}..."
-                )
-            cut = expected[C.SCORES][b][len(ref) - 1] if ref else 0.0
-            firm = {
-                x
-                for x, s in zip(want[b], expected[C.SCORES][b], strict=False)
-                if s > cut + SCORE_ATOL
-            }
+            for key in (C.FINAL_SCORES, C.SCORES):
+                if not np.allclose(answer[key][b], expected[key][b], atol=SCORE_ATOL):
+                    problems.append(
+                        f"request {b}: {key} {answer[key][b][:3]}... expected "
+                        f"{expected[key][b][:3]}..."
+                    )
+            final = expected[C.FINAL_SCORES][b]
+            cut = final[len(ref) - 1] if ref else 0.0
+            firm = {x for x, s in zip(want[b], final, strict=False) if s > cut + SCORE_ATOL}
             if not firm <= got:
                 problems.append(f"request {b}: missing {sorted(firm - got)[:3]}")
     if not exact and overlaps and float(np.mean(overlaps)) < min_overlap:

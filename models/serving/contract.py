@@ -22,6 +22,10 @@ SIGNATURES = (SERVING_DEFAULT, RETRIEVE, RANK, SERVE_TF_EXAMPLES)
 ITEM_IDS = "item_ids"  # string [B, K] (or [B, N] from retrieve); F.PAD where fewer exist
 SCORES = "scores"  # float32 [B, K]: ranker probability (0 where the slot is empty)
 RETRIEVAL_SCORES = "retrieval_scores"  # float32 [B, K]: query . item (0 where empty)
+# float32 [B, K], the order of item_ids: log(scores) + retrieval_weight * retrieval_scores
+# (0 where empty). With retrieval_weight = 1 / the two-tower's softmax temperature this is
+# log P(next item | user) + log P(liked | user, item) up to a per-user constant.
+FINAL_SCORES = "final_scores"
 
 # Inputs.
 CANDIDATE_ITEM_IDS = "candidate_item_ids"  # rank: string [B, C]

@@ -5,7 +5,8 @@ or a partitioned search for large catalogs) and runs on stock TF Serving; `scann
 ScaNN's ops and needs a ScaNN-enabled TF Serving. Next to `saved_model.pb`, in
 `assets.extra/` (which TF Serving ignores, except for warm-up requests):
 - `items.tsv`: item_id <TAB> title of the catalog, for clients that print titles;
-- `export.json`: variant, K, N, catalog size and where the parts came from;
+- `export.json`: variant, K, N, the final score's retrieval weight, catalog size and
+  where the parts came from;
 - `tf_serving_warmup_requests`: golden requests as TF Serving PredictionLog records,
   written by the canary step (`canary.write_warmup`).
 """
@@ -53,6 +54,27 @@ def is_exact(variant: str, index) -> bool:
     return index.scann_assets is None
 
 
+def retrieval_weight(retrieval_dir: str, configured: float | None = None) -> tuple[float, str]:
+    """The final score's retrieval weight and where it came from.
+
+    `configured` wins when given; else 1 / the two-tower's recorded softmax temperature.
+
+    Raises:
+        ValueError: nothing configured and the retrieval model records no temperature.
+    """
+    if configured is not None:
+        return float(configured), "configured"
+    from models.retrieval.export import MODEL_INFO_FILE, read_temperature
+
+    temperature = read_temperature(retrieval_dir)
+    if temperature is None or temperature <= 0:
+        raise ValueError(
+            f"{retrieval_dir} records no softmax temperature (assets.extra/{MODEL_INFO_FILE}); "
+            "re-export it with this version or set AssemblyConfig.retrieval_weight"
+        )
+    return 1.0 / temperature, f"1 / temperature {temperature:g} of the retrieval model"
+
+
 def catalog_in_index_order(catalog: dict, item_ids) -> dict:
     """Catalog columns (item_id, genre, year, title; any order) re-ordered to `item_ids`.
 
@@ -94,6 +116,7 @@ def export_variant(
     n: int = 100,
     info: dict | None = None,
     warmup: dict | None = None,
+    weight: float | None = None,
 ) -> str:
     """Writes one variant of the combined SavedModel to export_dir (atomically).
 
@@ -108,11 +131,13 @@ def export_variant(
         info: extra provenance recorded in export.json.
         warmup: requests (C.REQUEST_SPEC arrays [B], [B, W]) written as TF Serving
             warm-up records, one per row.
+        weight: the final score's retrieval weight (None: see `retrieval_weight`).
     """
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
     ordered = catalog_in_index_order(catalog, index.item_ids)
     depth = search_depth(n, len(index.item_ids))
+    weight, source = retrieval_weight(retrieval_dir, weight)
     module = Recommender(
         tf.saved_model.load(retrieval_dir),
         tf.saved_model.load(ranking_dir),
@@ -120,8 +145,10 @@ def export_variant(
         ordered,
         k=k,
         n=n,
+        retrieval_weight=weight,
     )
     meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
+    meta.update({"retrieval_weight": weight, "retrieval_weight_source": source})
     meta.update({"catalog_size": len(index.item_ids), **(info or {})})
 
     def write(tmp: str) -> None:

@@ -8,7 +8,16 @@ Transform graph) with an item index and the catalog's item features:
 3. the searcher returns the top S = N + exclude_margin catalog items [B, S];
 4. items in the request's history are removed, the best N remain [B, N];
 5. the ranker's `score_candidates` scores them with the user's history [B, N];
-6. the top K by ranker score come out, with their retrieval scores.
+6. the top K by final score come out, with their ranker and retrieval scores.
+
+The final score chains the two stages' probabilities: the two-tower is a softmax over the
+catalog with logits q . c / temperature, so q . c / temperature is log P(item | user) up
+to a per-user constant; the DIN ranker estimates P(liked | user, item). Their sum
+
+    final = log(ranker probability) + retrieval_weight * (q . c),
+
+with retrieval_weight = 1 / temperature, ranks by P(the user's next liked item). With
+retrieval_weight = 0 the ranker alone orders the candidates.
 
 Empty slots (a catalog smaller than K plus the history) hold item F.PAD and score 0.
 """
@@ -28,6 +37,17 @@ RANKER_SCORES = "scores"
 _USER_KEYS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)
 
 
+# The ranker probability is floored before the log: a saturated sigmoid (p = 0 in float32)
+# would otherwise give -inf, the marker of an empty slot.
+MIN_PROBABILITY = 1e-30
+
+
+def final_score(probs: tf.Tensor, retrieval_scores: tf.Tensor, retrieval_weight: float):
+    """log(max(probs, MIN_PROBABILITY)) + retrieval_weight * retrieval_scores (any shape)."""
+    log_p = tf.math.log(tf.maximum(probs, MIN_PROBABILITY))
+    return log_p + tf.constant(retrieval_weight, tf.float32) * retrieval_scores
+
+
 class Recommender(tf.Module):
     """The combined model; its tf.functions become the SavedModel's signatures.
 
@@ -39,11 +59,17 @@ class Recommender(tf.Module):
         catalog: item_id, primary genre and year, arrays [V] aligned with the searcher.
         k: items returned by serving_default.
         n: candidates the ranker scores.
+        retrieval_weight: weight of the retrieval score in the final score (see above).
     """
 
-    def __init__(self, retrieval, ranking, searcher, catalog: dict, k: int, n: int):
+    def __init__(
+        self, retrieval, ranking, searcher, catalog: dict, k: int, n: int, retrieval_weight=0.0
+    ):
         super().__init__()
+        if not np.isfinite(retrieval_weight) or retrieval_weight < 0:
+            raise ValueError(f"retrieval_weight must be finite and >= 0, got {retrieval_weight}")
         self.retrieval, self.ranking, self.searcher = retrieval, ranking, searcher
+        self.retrieval_weight = float(retrieval_weight)
         size = len(catalog[F.ITEM_ID])
         self.n = min(n, size)
         self.k = min(k, self.n)
@@ -98,13 +124,18 @@ class Recommender(tf.Module):
     def _recommend(self, request: dict) -> dict:
         user = self._query_inputs(request)
         ids, retrieval_scores, valid = self._retrieve(user)
-        scores = tf.where(valid, self._rank(user, ids), -np.inf)
-        best, keep = tf.math.top_k(scores, k=tf.minimum(self.k, tf.shape(scores)[1]))
+        probs = self._rank(user, ids)
+        final = final_score(probs, retrieval_scores, self.retrieval_weight)
+        best, keep = tf.math.top_k(
+            tf.where(valid, final, -np.inf), k=tf.minimum(self.k, tf.shape(final)[1])
+        )
         filled = tf.math.is_finite(best)
+        pick = lambda x: tf.where(filled, tf.gather(x, keep, batch_dims=1), tf.zeros([], x.dtype))
         return {
             C.ITEM_IDS: tf.where(filled, tf.gather(ids, keep, batch_dims=1), F.PAD),
-            C.SCORES: tf.where(filled, best, 0.0),
-            C.RETRIEVAL_SCORES: tf.gather(retrieval_scores, keep, batch_dims=1),
+            C.SCORES: pick(probs),
+            C.RETRIEVAL_SCORES: pick(retrieval_scores),
+            C.FINAL_SCORES: tf.where(filled, best, 0.0),
         }
 
     # -- signatures ---------------------------------------------------------------------

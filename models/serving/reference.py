@@ -12,7 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from models.serving import contract as C
-from models.serving.recommender import EMBEDDING, QUERY_SIGNATURE, RANKER_SCORES, SCORE_SIGNATURE
+from models.serving.recommender import (
+    EMBEDDING,
+    MIN_PROBABILITY,
+    QUERY_SIGNATURE,
+    RANKER_SCORES,
+    SCORE_SIGNATURE,
+)
 from schemas import features as F
 
 _PAD = F.PAD.encode()
@@ -82,16 +88,31 @@ def retrieve(
 
 
 def recommend(
-    retrieval, ranking, catalog, embeddings, request: dict, k: int, n: int, depth: int = 0
+    retrieval,
+    ranking,
+    catalog,
+    embeddings,
+    request: dict,
+    k: int,
+    n: int,
+    depth: int = 0,
+    retrieval_weight: float = 0.0,
 ) -> dict:
-    """Top k of the ranker among the n best unseen of the exact top `depth` (outputs of C)."""
+    """Top k by final score among the n best unseen of the exact top `depth` (outputs of C).
+
+    final = log(max(ranker probability, MIN_PROBABILITY)) + retrieval_weight * retrieval score.
+    """
     ids, retrieval_scores = retrieve(retrieval, catalog, embeddings, request, n, depth)
-    scores = np.where(ids == _PAD, -np.inf, rank(ranking, catalog, request, ids))
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    best = np.take_along_axis(scores, order, 1)
+    probs = rank(ranking, catalog, request, ids)
+    log_p = np.log(np.maximum(probs, MIN_PROBABILITY))
+    final = np.where(ids == _PAD, -np.inf, log_p + retrieval_weight * retrieval_scores)
+    order = np.argsort(-final, axis=1, kind="stable")[:, :k]
+    best = np.take_along_axis(final, order, 1)
     filled = np.isfinite(best)
+    pick = lambda x: np.where(filled, np.take_along_axis(x, order, 1), 0.0).astype(np.float32)
     return {
         C.ITEM_IDS: np.where(filled, np.take_along_axis(ids, order, 1), _PAD),
-        C.SCORES: np.where(filled, best, 0.0).astype(np.float32),
-        C.RETRIEVAL_SCORES: np.take_along_axis(retrieval_scores, order, 1),
+        C.SCORES: pick(probs),
+        C.RETRIEVAL_SCORES: pick(retrieval_scores),
+        C.FINAL_SCORES: np.where(filled, best, 0.0).astype(np.float32),
     }

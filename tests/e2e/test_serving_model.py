@@ -135,11 +135,11 @@ def parts(assembled):
 
 def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
     index, catalog, n = parts["index"], parts["catalog"], parts["meta"]["n"]
-    depth = parts["meta"]["search_depth"]
-    expected = reference.recommend(
-        parts["retrieval"], parts["ranking"], catalog, index.embeddings, golden, 10, n, depth
-    )
-    assert canary.compare(_call(portable, C.SERVING_DEFAULT, golden), expected, True, 1.0) == []
+    depth, weight = parts["meta"]["search_depth"], parts["meta"]["retrieval_weight"]
+    models = parts["retrieval"], parts["ranking"]
+    expected = reference.recommend(*models, catalog, index.embeddings, golden, 10, n, depth, weight)
+    answer = _call(portable, C.SERVING_DEFAULT, golden)
+    assert canary.compare(answer, expected, True, 1.0) == []
     # retrieve: the top N unseen items by retrieval score.
     got = _call(portable, C.RETRIEVE, golden)
     _, scores = reference.retrieve(parts["retrieval"], catalog, index.embeddings, golden, n, depth)
@@ -150,6 +150,24 @@ def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
     got = _call(portable, C.RANK, golden | {C.CANDIDATE_ITEM_IDS: candidates.astype(object)})
     want = reference.rank(parts["ranking"], catalog, golden, candidates.astype(object))
     np.testing.assert_allclose(got[C.SCORES], want, atol=1e-5)
+
+
+def test_the_final_score_chains_retrieval_and_ranker_probabilities(parts, golden, portable):
+    # weight = 1 / the two-tower's softmax temperature, so that the retrieval score times
+    # it is the log-softmax over the catalog up to a per-user constant.
+    with open(
+        os.path.join(
+            parts["meta"]["retrieval_model"], "Format-Serving", C.ASSETS_EXTRA, "retrieval.json"
+        )
+    ) as f:
+        temperature = json.load(f)["temperature"]
+    assert parts["meta"]["retrieval_weight"] == pytest.approx(1.0 / temperature)
+    out = _call(portable, C.SERVING_DEFAULT, golden)
+    filled = out[C.ITEM_IDS] != b""
+    want = np.log(out[C.SCORES]) + out[C.RETRIEVAL_SCORES] / temperature
+    np.testing.assert_allclose(out[C.FINAL_SCORES][filled], want[filled], rtol=1e-5, atol=1e-4)
+    final = np.where(filled, out[C.FINAL_SCORES], -np.inf)
+    assert (np.diff(final, axis=1)[filled[:, 1:]] <= 1e-6).all()  # best first
 
 
 def test_tf_examples_give_the_same_answers(golden, portable):

@@ -187,10 +187,9 @@ def test_mined_file_holds_only_unseen_catalog_items_outside_the_rankers_top_k(mi
     assert report["status"] == "mined" and report["users_mined"] == len(latest)
     assert report["negatives"] == sum(len(v) for v in negatives.values())
     assert len(negatives) >= 0.9 * len(latest)  # 150 items, top 30, top 5 kept: nearly all
-    ranker = tf.saved_model.load(
-        os.path.join(_latest(root, "ranking_trainer", "model"), "Format-Serving")
-    )
-    retriever_dir = _latest(root, "retrieval_trainer", "model")
+    # The models the Resolvers gave the miner (other tests may have trained newer ones).
+    ranker = tf.saved_model.load(os.path.join(report["ranking_model"], "Format-Serving"))
+    retriever_dir = report["retrieval_model"]
     retriever = tf.saved_model.load(os.path.join(retriever_dir, "Format-Serving"))
     vectors = _item_vectors(retriever, retriever_dir, catalog)
     for user, items in negatives.items():

@@ -7,10 +7,17 @@ from models.serving import contract as C
 from schemas import features as F
 
 
-def _answer(ids, scores):
+def _answer(ids, final, probs=None):
+    """An answer ordered by `final`; ranker probabilities default to exp(final)."""
     ids = np.array([[i.encode() for i in row] for row in ids], dtype=object)
-    scores = np.array(scores, np.float32)
-    return {C.ITEM_IDS: ids, C.SCORES: scores, C.RETRIEVAL_SCORES: np.zeros_like(scores)}
+    final = np.array(final, np.float32)
+    probs = np.exp(final) if probs is None else np.array(probs, np.float32)
+    return {
+        C.ITEM_IDS: ids,
+        C.SCORES: probs,
+        C.RETRIEVAL_SCORES: np.zeros_like(final),
+        C.FINAL_SCORES: final,
+    }
 
 
 def test_exact_answers_must_match_up_to_ties():
@@ -21,7 +28,12 @@ def test_exact_answers_must_match_up_to_ties():
     # a is above the cut: it must be there, and the scores must agree.
     problems = canary.compare(_answer([["x", "b", "c"]], [[0.9, 0.5, 0.5]]), expected, True, 1.0)
     assert problems == ["request 0: missing [b'a']"]
-    problems = canary.compare(_answer([["a", "b", "c"]], [[0.8, 0.5, 0.5]]), expected, True, 1.0)
+    # Each score must agree: the final score (the order) and the ranker's probability.
+    answer = _answer([["a", "b", "c"]], [[0.8, 0.5, 0.5]], np.exp([[0.9, 0.5, 0.5]]))
+    problems = canary.compare(answer, expected, True, 1.0)
+    assert len(problems) == 1 and problems[0].startswith("request 0: final_scores")
+    answer = _answer([["a", "b", "c"]], [[0.9, 0.5, 0.5]], [[0.1, 0.2, 0.3]])
+    problems = canary.compare(answer, expected, True, 1.0)
     assert len(problems) == 1 and problems[0].startswith("request 0: scores")
 
 

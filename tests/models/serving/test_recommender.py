@@ -1,0 +1,136 @@
+"""The combined model's final order, on tiny hand-made stages whose scores we know.
+
+Four items, retrieval scores (q . c) a 1.0, b 0.8, c 0.5, d 0.1 for every user, ranker
+probabilities a 0.1, b 0.5, c 0.9, d 0.2. final = log p + w * (q . c):
+
+    w = 0:  a -2.303  b -0.693  c -0.105  d -1.609   -> c, b, d, a (the ranker alone)
+    w = 2:  a -0.303  b  0.907  c  0.895  d -1.409   -> b, c, a, d
+    w = 10: a  7.697  b  7.307  c  4.895  d -0.609   -> a, b, c, d (retrieval dominates)
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.scann_index_builder.search import ExactSearcher
+from models.serving import contract as C
+from models.serving import reference
+from models.serving.recommender import (
+    EMBEDDING,
+    QUERY_SIGNATURE,
+    RANKER_SCORES,
+    SCORE_SIGNATURE,
+    Recommender,
+)
+from schemas import features as F
+
+IDS = ["a", "b", "c", "d"]
+EMBEDDINGS = np.array([[1.0, 0.0], [0.8, 0.0], [0.5, 0.0], [0.1, 0.0]], np.float32)
+PROBS = {"a": 0.1, "b": 0.5, "c": 0.9, "d": 0.2}
+CATALOG = {
+    F.ITEM_ID: np.array(IDS, object),
+    F.PRIMARY_GENRE: np.array(["g"] * 4, object),
+    F.YEAR: np.array([1990] * 4),
+}
+_USER = {
+    F.USER_ID: tf.string,
+    F.AGE: tf.int64,
+    F.GENDER: tf.string,
+    F.OCCUPATION: tf.string,
+    F.TIMESTAMP: tf.int64,
+}
+_HISTORY = {F.HISTORY_ITEM_IDS: tf.string, F.HISTORY_GENRES: tf.string}
+_ITEMS = {F.ITEM_ID: tf.string, F.PRIMARY_GENRE: tf.string, F.YEAR: tf.int64}
+
+
+def _specs(dtypes: dict, rank: int) -> dict:
+    return {k: tf.TensorSpec([None] * rank, d, name=k) for k, d in dtypes.items()}
+
+
+class _Retrieval(tf.Module):
+    @tf.function(input_signature=[{**_specs(_USER, 1), **_specs(_HISTORY, 2)}])
+    def query(self, inputs):
+        batch = tf.shape(inputs[F.USER_ID])[0]
+        return {EMBEDDING: tf.tile(tf.constant([[1.0, 0.0]]), [batch, 1])}
+
+
+class _Ranker(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(list(PROBS), list(PROBS.values())), 0.01
+        )
+
+    @tf.function(input_signature=[{**_specs(_USER, 1), **_specs(_HISTORY, 2), **_specs(_ITEMS, 2)}])
+    def score(self, inputs):
+        return {RANKER_SCORES: self.table.lookup(inputs[F.ITEM_ID])}
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """The two stages as real SavedModels with the signatures the Recommender calls."""
+    root = tmp_path_factory.mktemp("stages")
+    retrieval, ranker = _Retrieval(), _Ranker()
+    tf.saved_model.save(retrieval, str(root / "r"), {QUERY_SIGNATURE: retrieval.query})
+    tf.saved_model.save(ranker, str(root / "k"), {SCORE_SIGNATURE: ranker.score})
+    return tf.saved_model.load(str(root / "r")), tf.saved_model.load(str(root / "k"))
+
+
+def _request(history: list[str]) -> dict:
+    return {
+        F.USER_ID: np.array([b"u"], object),
+        F.AGE: np.array([30]),
+        F.GENDER: np.array([b"F"], object),
+        F.OCCUPATION: np.array([b"x"], object),
+        F.TIMESTAMP: np.array([0]),
+        F.HISTORY_ITEM_IDS: np.array([[h.encode() for h in history] or [b""]], object),
+    }
+
+
+def _serve(stages, weight: float, history: list[str], k: int = 4) -> dict:
+    retrieval, ranker = stages
+    model = Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, k, 4, weight)
+    request = _request(history)
+    inputs = {key: tf.constant(request[key], spec.dtype) for key, spec in C.REQUEST_SPEC.items()}
+    return {key: v.numpy() for key, v in model.serving_default(inputs).items()}
+
+
+@pytest.mark.parametrize(
+    "weight, order",
+    [(0.0, "cbda"), (2.0, "bcad"), (10.0, "abcd")],
+)
+def test_the_final_score_orders_the_candidates(stages, weight, order):
+    out = _serve(stages, weight, [])
+    assert [i.decode() for i in out[C.ITEM_IDS][0]] == list(order)
+    probs = np.array([PROBS[i] for i in order], np.float32)
+    retrieval = EMBEDDINGS[[IDS.index(i) for i in order], 0]
+    np.testing.assert_allclose(out[C.SCORES][0], probs, rtol=1e-6)
+    np.testing.assert_allclose(out[C.RETRIEVAL_SCORES][0], retrieval, rtol=1e-6)
+    np.testing.assert_allclose(
+        out[C.FINAL_SCORES][0], np.log(probs) + weight * retrieval, rtol=1e-5
+    )
+
+
+def test_seen_items_leave_empty_slots_that_score_zero(stages):
+    out = _serve(stages, 2.0, ["b", "d"])
+    assert [i.decode() for i in out[C.ITEM_IDS][0]] == ["c", "a", "", ""]
+    np.testing.assert_allclose(out[C.FINAL_SCORES][0, 2:], 0.0)
+    np.testing.assert_allclose(out[C.SCORES][0, 2:], 0.0)
+
+
+def test_the_reference_computes_the_same_answer(stages):
+    retrieval, ranker = stages
+    request = _request(["d"])
+    want = reference.recommend(retrieval, ranker, CATALOG, EMBEDDINGS, request, 3, 4, 4, 2.0)
+    got = _serve(stages, 2.0, ["d"], k=3)
+    assert [i.decode() for i in want[C.ITEM_IDS][0]] == ["b", "c", "a"]
+    np.testing.assert_array_equal(got[C.ITEM_IDS], want[C.ITEM_IDS])
+    for key in (C.SCORES, C.RETRIEVAL_SCORES, C.FINAL_SCORES):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5)
+
+
+def test_a_negative_or_infinite_weight_is_refused(stages):
+    retrieval, ranker = stages
+    for weight in (-1.0, float("inf")):
+        with pytest.raises(ValueError, match="retrieval_weight"):
+            Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, 2, 4, weight)
