@@ -124,6 +124,10 @@ def test_verdict_names_missed_targets():
     assert S.verdict(entry) == (
         "p50 <= 10 ms: met, p99 <= 25 ms: MISSED, >= 300 req/s at c8: met, no errors: met"
     )
+    batching = {"p50_ms_batching": 11.0, "p99_ms_batching": 20.0, "rps_c8_batching": 290.0}
+    assert S.verdict(entry | batching | {"errors_batching": 2}, "_batching") == (
+        "p50 <= 10 ms: MISSED, p99 <= 25 ms: met, >= 300 req/s at c8: MISSED, no errors: MISSED"
+    )
 
 
 def test_memory_of_this_process():
