@@ -41,8 +41,10 @@ def recommend(model_dir: str, requests: dict) -> list[dict]:
     for row, user in enumerate(requests[F.USER_ID]):
         history = [text(h) for h in requests[F.HISTORY_ITEM_IDS][row] if text(h)]
         items = [
-            (text(i), titles.get(text(i), ""), float(s))
-            for i, s in zip(out[C.ITEM_IDS][row], out[C.SCORES][row], strict=True)
+            (text(i), titles.get(text(i), ""), float(f), float(p))
+            for i, f, p in zip(
+                out[C.ITEM_IDS][row], out[C.FINAL_SCORES][row], out[C.SCORES][row], strict=True
+            )
             if text(i)
         ]
         answers.append({"user_id": text(user), "history": history, "items": items})
@@ -56,8 +58,10 @@ def render(answers: list[dict], model_dir: str, titles_of_history: dict | None =
         recent = answer["history"][-3:]
         shown = ", ".join((titles_of_history or {}).get(h, h) for h in recent) or "(none)"
         lines.append(f"  user {answer['user_id']}  (recently: {shown})")
-        for rank, (item, title, score) in enumerate(answer["items"], 1):
-            lines.append(f"    {rank:2d}. {title or item}  [{item}]  ranker {score:.3f}")
+        for rank, (item, title, final, ranker) in enumerate(answer["items"], 1):
+            lines.append(
+                f"    {rank:2d}. {title or item}  [{item}]  final {final:.2f} (ranker {ranker:.3f})"
+            )
     return "\n".join(lines)
 
 

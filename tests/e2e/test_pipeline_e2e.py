@@ -104,8 +104,10 @@ def test_the_model_is_pushed_and_answers_a_request(run):
     titles = export.read_titles(served)
     for answer in answers:
         assert len(answer["items"]) == 10
-        assert all(item in titles for item, _, _ in answer["items"])
-        assert not set(answer["history"]) & {item for item, _, _ in answer["items"]}
+        assert all(item in titles for item, *_ in answer["items"])
+        assert not set(answer["history"]) & {item for item, *_ in answer["items"]}
+        finals = [final for _, _, final, _ in answer["items"]]
+        assert finals == sorted(finals, reverse=True)  # best first, by the final score
 
 
 def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
