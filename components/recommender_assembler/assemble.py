@@ -71,7 +71,7 @@ def assemble(
             config.n,
             info=info,
             warmup=requests,
-            weight=weight,
+            weight=config.retrieval_weight,  # resolved as above; export.json records the source
         )
         golden = os.path.join(out_dir, f"canary_{variant}.npz")
         canary.save_golden(golden, requests, expected, export.is_exact(variant, index))

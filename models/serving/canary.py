@@ -23,7 +23,6 @@ from models.serving import contract as C
 from schemas import features as F
 
 _KEYS = tuple(C.REQUEST_SPEC)
-_OUTPUTS = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES, C.FINAL_SCORES)
 SCORE_ATOL = 1e-4
 
 

@@ -162,6 +162,7 @@ def test_the_final_score_chains_retrieval_and_ranker_probabilities(parts, golden
     ) as f:
         temperature = json.load(f)["temperature"]
     assert parts["meta"]["retrieval_weight"] == pytest.approx(1.0 / temperature)
+    assert parts["meta"]["retrieval_weight_source"].startswith("1 / temperature")
     out = _call(portable, C.SERVING_DEFAULT, golden)
     filled = out[C.ITEM_IDS] != b""
     want = np.log(out[C.SCORES]) + out[C.RETRIEVAL_SCORES] / temperature
