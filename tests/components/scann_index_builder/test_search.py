@@ -78,7 +78,9 @@ def test_partitioned_search_of_few_leaves_returns_k_real_items(catalog):
 
 def test_scann_recall_on_clustered_data_and_exact_reordered_scores(catalog):
     items, queries = catalog
-    index = _index(items, exact_below=0)
+    # 32 of 55 leaves: with the default 16 this set sits on the 0.95 line (0.947-0.96 across
+    # runs, ScaNN's multi-threaded training is not deterministic).
+    index = _index(items, exact_below=0, num_leaves_to_search=32)
     assert not index.params.exact and index.params.quantize
     searcher = I.scann_searcher(index, 10)
     indices, scores = _search(searcher, queries)
