@@ -5,7 +5,12 @@ Signatures:
   takes its default) -> {"probabilities": [B]}. TFMA's Evaluator uses it.
 - `score_candidates`: raw tensors, N candidates per row -> {"scores": [B, N]}. The user and
   history parts are transformed and embedded once per row; only the candidate side is
-  per (row, candidate). The serving model calls it to rerank retrieved items.
+  per (row, candidate).
+- `transform_candidates`: raw item features [V] -> the model's item inputs [V] (transformed
+  id and genre, normalised year). The serving model runs it once over the catalog at export.
+- `score_transformed_candidates`: raw user features and history [B, ...] plus transformed
+  item inputs [B, N] -> {"scores": [B, N]}: `score_candidates` without the candidates'
+  Transform pass, for callers that hold the catalog's `transform_candidates` output.
 
 Unknown ids fall into Transform's OOV buckets; they never fail a request.
 """
@@ -20,6 +25,8 @@ from schemas import features as F
 
 SERVING_DEFAULT = "serving_default"
 SCORE_CANDIDATES = "score_candidates"
+TRANSFORM_CANDIDATES = "transform_candidates"
+SCORE_TRANSFORMED = "score_transformed_candidates"
 PROBABILITIES = "probabilities"
 SCORES = "scores"
 EXAMPLES = "examples"
@@ -130,8 +137,8 @@ class _Exporter(tf.Module):
         probs = self._model()(self.tft_layer(raw), training=False)
         return {PROBABILITIES: tf.reshape(probs, [-1])}
 
-    def score(self, inputs):
-        b, n = tf.shape(inputs[F.ITEM_ID])[0], tf.shape(inputs[F.ITEM_ID])[1]
+    def transform_user(self, inputs) -> dict:
+        """Transformed USER_KEYS [B] and HISTORY_KEYS [B, L] of raw user inputs and history."""
         length = F.HISTORY_LENGTH
         user = {k: tf.reshape(inputs[k], [-1, 1]) for k in _USER_INPUTS}
         items = inputs[F.HISTORY_ITEM_IDS]
@@ -140,25 +147,59 @@ class _Exporter(tf.Module):
         user[F.HISTORY_GENRES] = fit_history(inputs[F.HISTORY_GENRES], length, reference=items)
         valid = tf.reduce_sum(tf.cast(tf.not_equal(history, F.PAD), tf.int64), 1, keepdims=True)
         user[F.HISTORY_LENGTH_FEATURE] = valid
-        user_t = self.tft_layer(full_raw_features(user, self._raw_spec(), b))
-        candidates = {k: tf.reshape(inputs[k], [-1, 1]) for k in _ITEM_INPUTS}
-        items_t = self.tft_layer(full_raw_features(candidates, self._raw_spec(), b * n))
-        user_features = {k: user_t[k] for k in USER_KEYS + HISTORY_KEYS}
-        item_features = {k: tf.reshape(items_t[k], [b, n]) for k in ITEM_KEYS}
-        return {SCORES: self._model().score_candidates(user_features, item_features)}
+        batch = tf.shape(inputs[F.USER_ID])[0]
+        user_t = self.tft_layer(full_raw_features(user, self._raw_spec(), batch))
+        return {k: user_t[k] for k in USER_KEYS + HISTORY_KEYS}
+
+    def transform_items(self, inputs) -> dict:
+        """Transformed ITEM_KEYS [...] of raw item_id, primary genre and year [...]."""
+        shape = tf.shape(inputs[F.ITEM_ID])
+        items = {k: tf.reshape(inputs[k], [-1, 1]) for k in _ITEM_INPUTS}
+        items_t = self.tft_layer(full_raw_features(items, self._raw_spec(), tf.reduce_prod(shape)))
+        return {k: tf.reshape(items_t[k], shape) for k in ITEM_KEYS}
+
+    def score(self, inputs):
+        item_features = self.transform_items({k: inputs[k] for k in _ITEM_INPUTS})
+        return self.score_transformed({**inputs, **item_features})
+
+    def score_transformed(self, inputs):
+        item_features = {k: inputs[k] for k in ITEM_KEYS}
+        scores = self._model().score_candidates(self.transform_user(inputs), item_features)
+        return {SCORES: scores}
 
 
-def _score_signature(exporter: _Exporter):
+def _user_specs() -> dict:
     specs = {k: tf.TensorSpec([None], d, name=k) for k, d in _USER_INPUTS.items()}
     for k in (F.HISTORY_ITEM_IDS, F.HISTORY_GENRES):
         specs[k] = tf.TensorSpec([None, None], tf.string, name=k)
-    specs.update({k: tf.TensorSpec([None, None], d, name=k) for k, d in _ITEM_INPUTS.items()})
+    return specs
 
-    @tf.function(input_signature=[specs], autograph=False)
+
+def _signatures(exporter: _Exporter) -> dict:
+    """The candidate-scoring tf.functions, by signature name."""
+    raw_items = {k: tf.TensorSpec([None, None], d, name=k) for k, d in _ITEM_INPUTS.items()}
+    item_dtypes = {k: tf.int64 for k in ITEM_KEYS}
+    item_dtypes[F.YEAR_NORMALIZED] = tf.float32
+    xf_items = {k: tf.TensorSpec([None, None], d, name=k) for k, d in item_dtypes.items()}
+    catalog = {k: tf.TensorSpec([None], d, name=k) for k, d in _ITEM_INPUTS.items()}
+
+    @tf.function(input_signature=[{**_user_specs(), **raw_items}], autograph=False)
     def score_candidates(inputs):
         return exporter.score(inputs)
 
-    return score_candidates
+    @tf.function(input_signature=[{**_user_specs(), **xf_items}], autograph=False)
+    def score_transformed_candidates(inputs):
+        return exporter.score_transformed(inputs)
+
+    @tf.function(input_signature=[catalog], autograph=False)
+    def transform_candidates(inputs):
+        return exporter.transform_items(inputs)
+
+    return {
+        SCORE_CANDIDATES: score_candidates,
+        SCORE_TRANSFORMED: score_transformed_candidates,
+        TRANSFORM_CANDIDATES: transform_candidates,
+    }
 
 
 def export_serving_model(
@@ -171,11 +212,9 @@ def export_serving_model(
     def serving_default(examples):
         return exporter.serve_examples(examples)
 
-    score_candidates = _score_signature(exporter)
-    exporter.serving_default, exporter.score_candidates = serving_default, score_candidates
-    signatures = {
-        SERVING_DEFAULT: serving_default.get_concrete_function(),
-        SCORE_CANDIDATES: score_candidates.get_concrete_function(),
-    }
+    functions = {SERVING_DEFAULT: serving_default, **_signatures(exporter)}
+    for name, function in functions.items():
+        setattr(exporter, name, function)
+    signatures = {name: f.get_concrete_function() for name, f in functions.items()}
     tf.saved_model.save(exporter, export_dir, signatures=signatures)
     return export_dir

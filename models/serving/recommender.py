@@ -7,7 +7,10 @@ Transform graph) with an item index and the catalog's item features:
 2. the retrieval model's `query_embedding` gives the query vector [B, D];
 3. the searcher returns the top S = N + exclude_margin catalog items [B, S];
 4. items in the request's history are removed, the best N remain [B, N];
-5. the ranker's `score_candidates` scores them with the user's history [B, N];
+5. the ranker scores them with the user's history [B, N]: `serving_default` calls its
+   `score_transformed_candidates` on the catalog's transformed item features, computed
+   once at export by its `transform_candidates`, so no request runs the Transform over
+   candidates; `rank` (caller-supplied ids, maybe unknown) calls `score_candidates`;
 6. the top K by final score come out, with their ranker and retrieval scores.
 
 The final score chains the two stages' probabilities: the two-tower is a softmax over the
@@ -32,6 +35,9 @@ from schemas import features as F
 
 QUERY_SIGNATURE = "query_embedding"
 SCORE_SIGNATURE = "score_candidates"
+SCORE_TRANSFORMED = "score_transformed_candidates"
+TRANSFORM_CANDIDATES = "transform_candidates"
+TRANSFORM_CHUNK = 4096  # catalog rows per transform_candidates call at export
 EMBEDDING = "embedding"
 RANKER_SCORES = "scores"
 _USER_KEYS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)
@@ -48,12 +54,42 @@ def final_score(probs: tf.Tensor, retrieval_scores: tf.Tensor, retrieval_weight:
     return log_p + tf.constant(retrieval_weight, tf.float32) * retrieval_scores
 
 
+def transform_catalog(ranking, catalog: dict, chunk: int = TRANSFORM_CHUNK) -> dict:
+    """The ranker's transformed item inputs of every catalog item: {key: array [V]}.
+
+    Args:
+        ranking: the loaded ranker SavedModel.
+        catalog: item_id, primary genre and year, arrays [V].
+
+    Raises:
+        ValueError: the ranker lacks the signatures (exported before they existed).
+    """
+    missing = {TRANSFORM_CANDIDATES, SCORE_TRANSFORMED} - set(ranking.signatures)
+    if missing:
+        raise ValueError(
+            f"the ranker SavedModel lacks signatures {sorted(missing)}; re-export it with "
+            "models.ranking.export.export_serving_model"
+        )
+    transform = ranking.signatures[TRANSFORM_CANDIDATES]
+    columns = {
+        F.ITEM_ID: np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes),
+        F.PRIMARY_GENRE: np.asarray(catalog[F.PRIMARY_GENRE], dtype=object).astype(bytes),
+        F.YEAR: np.asarray(catalog[F.YEAR], dtype=np.int64),
+    }
+    parts = []
+    for start in range(0, len(columns[F.ITEM_ID]), chunk):
+        part = {key: tf.constant(values[start : start + chunk]) for key, values in columns.items()}
+        parts.append({key: value.numpy() for key, value in transform(**part).items()})
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
 class Recommender(tf.Module):
     """The combined model; its tf.functions become the SavedModel's signatures.
 
     Args:
         retrieval: the loaded retrieval SavedModel (signature `query_embedding`).
-        ranking: the loaded ranker SavedModel (signature `score_candidates`).
+        ranking: the loaded ranker SavedModel (signatures `score_candidates`,
+            `score_transformed_candidates` and `transform_candidates`).
         searcher: a trackable object whose `search(queries [B, D])` returns
             (indices int32 [B, S] into `catalog[F.ITEM_ID]`, scores float32 [B, S]), best first.
         catalog: item_id, primary genre and year, arrays [V] aligned with the searcher.
@@ -79,6 +115,9 @@ class Recommender(tf.Module):
         self._index = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self._ids, tf.range(size, dtype=tf.int64)), -1
         )
+        self._item_features = {
+            key: tf.constant(values) for key, values in transform_catalog(ranking, catalog).items()
+        }
 
     # -- catalog look-ups ---------------------------------------------------------------
     def _lookup(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -100,8 +139,8 @@ class Recommender(tf.Module):
         return inputs
 
     # -- the two stages -----------------------------------------------------------------
-    def _retrieve(self, user: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Top N unseen catalog items: ids [B, N], retrieval scores [B, N], valid [B, N]."""
+    def _retrieve(self, user: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Top N unseen catalog items: ids, catalog rows, retrieval scores, valid; all [B, N]."""
         query = self.retrieval.signatures[QUERY_SIGNATURE](**user)[EMBEDDING]
         rows, scores = self.searcher.search(query)  # [B, S]
         ids = tf.gather(self._ids, rows)
@@ -112,7 +151,8 @@ class Recommender(tf.Module):
         best, keep = tf.math.top_k(masked, k=tf.minimum(self.n, tf.shape(masked)[1]))
         valid = tf.math.is_finite(best)
         ids = tf.where(valid, tf.gather(ids, keep, batch_dims=1), F.PAD)
-        return ids, tf.where(valid, best, 0.0), valid
+        rows = tf.where(valid, tf.gather(rows, keep, batch_dims=1), 0)
+        return ids, rows, tf.where(valid, best, 0.0), valid
 
     def _rank(self, user: dict, candidates: tf.Tensor) -> tf.Tensor:
         """Ranker probabilities [B, C] of candidate item ids [B, C] for each user."""
@@ -121,10 +161,16 @@ class Recommender(tf.Module):
         inputs.update({F.ITEM_ID: candidates, F.PRIMARY_GENRE: genre, F.YEAR: year})
         return self.ranking.signatures[SCORE_SIGNATURE](**inputs)[RANKER_SCORES]
 
+    def _rank_rows(self, user: dict, rows: tf.Tensor) -> tf.Tensor:
+        """Ranker probabilities [B, N] of catalog rows [B, N] (their features precomputed)."""
+        inputs = {key: tf.gather(values, rows) for key, values in self._item_features.items()}
+        inputs.update(user)
+        return self.ranking.signatures[SCORE_TRANSFORMED](**inputs)[RANKER_SCORES]
+
     def _recommend(self, request: dict) -> dict:
         user = self._query_inputs(request)
-        ids, retrieval_scores, valid = self._retrieve(user)
-        probs = self._rank(user, ids)
+        ids, rows, retrieval_scores, valid = self._retrieve(user)
+        probs = self._rank_rows(user, rows)
         final = final_score(probs, retrieval_scores, self.retrieval_weight)
         best, keep = tf.math.top_k(
             tf.where(valid, final, -np.inf), k=tf.minimum(self.k, tf.shape(final)[1])
@@ -145,7 +191,7 @@ class Recommender(tf.Module):
 
     @tf.function(input_signature=[C.REQUEST_SPEC])
     def retrieve(self, request):
-        ids, scores, _ = self._retrieve(self._query_inputs(request))
+        ids, _, scores, _ = self._retrieve(self._query_inputs(request))
         return {C.ITEM_IDS: ids, C.RETRIEVAL_SCORES: scores}
 
     @tf.function(input_signature=[C.RANK_SPEC])

@@ -60,6 +60,32 @@ def test_score_candidates_agrees_with_serving_default(exported):
     np.testing.assert_allclose(scores[:, 0], serve(loaded, examples[:4]), rtol=1e-5, atol=1e-6)
 
 
+def test_precomputed_candidate_features_give_the_raw_scores(exported):
+    """transform_candidates once per catalog + score_transformed_candidates == score_candidates."""
+    _, tft_output, loaded, examples = exported
+    raw = raw_columns(tft_output, examples[:4])
+    scalar = lambda k: tf.reshape(raw[k], [-1])  # noqa: E731
+    catalog = {k: scalar(k) for k in (F.ITEM_ID, F.PRIMARY_GENRE, F.YEAR)}
+    catalog[F.ITEM_ID] = tf.concat([catalog[F.ITEM_ID][:3], ["never-seen"]], 0)  # an OOV item
+    xf = loaded.signatures[export.TRANSFORM_CANDIDATES](**catalog)
+    assert set(xf) == {
+        F.transformed_name(F.ITEM_ID),
+        F.transformed_name(F.PRIMARY_GENRE),
+        F.YEAR_NORMALIZED,
+    }
+    order = tf.constant([[0, 1, 2, 3], [3, 2, 1, 0]])
+    user = {k: scalar(k)[:2] for k in (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)}
+    user.update({k: raw[k][:2] for k in (F.HISTORY_ITEM_IDS, F.HISTORY_GENRES)})
+    want = loaded.signatures[export.SCORE_CANDIDATES](
+        **user, **{k: tf.gather(v, order) for k, v in catalog.items()}
+    )[export.SCORES].numpy()
+    got = loaded.signatures[export.SCORE_TRANSFORMED](
+        **user, **{k: tf.gather(v, order) for k, v in xf.items()}
+    )[export.SCORES].numpy()
+    assert got.shape == (2, 4) and len(np.unique(got.round(6))) > 1
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("width", [0, 3, F.HISTORY_LENGTH + 5])
 def test_unknown_ids_and_any_history_width_never_fail(exported, width):
     _, _, loaded, _ = exported

@@ -20,6 +20,8 @@ from models.serving.recommender import (
     QUERY_SIGNATURE,
     RANKER_SCORES,
     SCORE_SIGNATURE,
+    SCORE_TRANSFORMED,
+    TRANSFORM_CANDIDATES,
     Recommender,
 )
 from schemas import features as F
@@ -41,6 +43,11 @@ _USER = {
 }
 _HISTORY = {F.HISTORY_ITEM_IDS: tf.string, F.HISTORY_GENRES: tf.string}
 _ITEMS = {F.ITEM_ID: tf.string, F.PRIMARY_GENRE: tf.string, F.YEAR: tf.int64}
+T = F.transformed_name
+_ITEMS_XF = {T(F.ITEM_ID): tf.int64, T(F.PRIMARY_GENRE): tf.int64, F.YEAR_NORMALIZED: tf.float32}
+# The fake Transform's item ids run opposite to the catalog rows (a 13, b 12, c 11, d 10), so
+# scoring a catalog row as if it were the transformed id would pick the wrong probability.
+XF_IDS = {item: 13 - i for i, item in enumerate(IDS)}
 
 
 def _specs(dtypes: dict, rank: int) -> dict:
@@ -55,15 +62,49 @@ class _Retrieval(tf.Module):
 
 
 class _Ranker(tf.Module):
+    """Scores by item: `score_candidates` on raw ids, the other two via transformed ids."""
+
     def __init__(self):
         super().__init__()
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(list(PROBS), list(PROBS.values())), 0.01
         )
+        self.xf = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                list(XF_IDS), list(XF_IDS.values()), tf.string, tf.int64
+            ),
+            99,
+        )
+        probs_by_xf = [PROBS[item] for item in sorted(XF_IDS, key=XF_IDS.get)]
+        self.by_xf = tf.constant(probs_by_xf + [0.01])  # ids 10..13, then unknown
 
     @tf.function(input_signature=[{**_specs(_USER, 1), **_specs(_HISTORY, 2), **_specs(_ITEMS, 2)}])
     def score(self, inputs):
         return {RANKER_SCORES: self.table.lookup(inputs[F.ITEM_ID])}
+
+    @tf.function(input_signature=[_specs(_ITEMS, 1)])
+    def transform(self, inputs):
+        ids = inputs[F.ITEM_ID]
+        return {
+            T(F.ITEM_ID): self.xf.lookup(ids),
+            T(F.PRIMARY_GENRE): tf.zeros_like(self.xf.lookup(ids)),
+            F.YEAR_NORMALIZED: tf.cast(inputs[F.YEAR], tf.float32) / 1000.0,
+        }
+
+    @tf.function(
+        input_signature=[{**_specs(_USER, 1), **_specs(_HISTORY, 2), **_specs(_ITEMS_XF, 2)}]
+    )
+    def score_transformed(self, inputs):
+        row = tf.minimum(inputs[T(F.ITEM_ID)] - 10, 4)
+        return {RANKER_SCORES: tf.gather(self.by_xf, row)}
+
+
+def _save_ranker(ranker: _Ranker, path: str, transformed: bool = True) -> None:
+    signatures = {SCORE_SIGNATURE: ranker.score}
+    if transformed:
+        signatures[SCORE_TRANSFORMED] = ranker.score_transformed
+        signatures[TRANSFORM_CANDIDATES] = ranker.transform
+    tf.saved_model.save(ranker, path, signatures)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +113,7 @@ def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("stages")
     retrieval, ranker = _Retrieval(), _Ranker()
     tf.saved_model.save(retrieval, str(root / "r"), {QUERY_SIGNATURE: retrieval.query})
-    tf.saved_model.save(ranker, str(root / "k"), {SCORE_SIGNATURE: ranker.score})
+    _save_ranker(ranker, str(root / "k"))
     return tf.saved_model.load(str(root / "r")), tf.saved_model.load(str(root / "k"))
 
 
@@ -134,3 +175,26 @@ def test_a_negative_or_infinite_weight_is_refused(stages):
     for weight in (-1.0, float("inf")):
         with pytest.raises(ValueError, match="retrieval_weight"):
             Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, 2, 4, weight)
+
+
+def test_rank_scores_caller_candidates_like_serving_default(stages):
+    """`rank` transforms raw candidate ids; `serving_default` uses the precomputed catalog."""
+    retrieval, ranker = stages
+    model = Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, 4, 4, 0.0)
+    request = _request([])
+    inputs = {key: tf.constant(request[key], spec.dtype) for key, spec in C.REQUEST_SPEC.items()}
+    served = model.serving_default(inputs)
+    ranked = model.rank({**inputs, C.CANDIDATE_ITEM_IDS: served[C.ITEM_IDS]})
+    np.testing.assert_allclose(ranked[C.SCORES].numpy(), served[C.SCORES].numpy(), rtol=1e-6)
+
+
+def test_a_ranker_without_the_transformed_signatures_is_a_clear_error(tmp_path):
+    path = str(tmp_path / "old-ranker")
+    _save_ranker(_Ranker(), path, transformed=False)
+    fake = _Retrieval()
+    tf.saved_model.save(fake, str(tmp_path / "r"), {QUERY_SIGNATURE: fake.query})
+    retrieval = tf.saved_model.load(str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="lacks signatures.*transform_candidates"):
+        Recommender(
+            retrieval, tf.saved_model.load(path), ExactSearcher(EMBEDDINGS, 4), CATALOG, 2, 4
+        )
