@@ -4,8 +4,9 @@
 (an unknown user, an empty history, unknown history items, a history longer than the
 model's window). The parent computes the expected answers with `reference.recommend`,
 writes them to an .npz and runs `python -m models.serving.canary` on it: that process
-loads only the exported SavedModel (with ScaNN's ops registered if needed), answers
-every request, compares, times single requests, and writes a verdict JSON.
+loads only the exported SavedModels (with ScaNN's ops registered if needed, after every
+portable model is checked), answers every request, compares, times single requests, and
+writes a verdict JSON per model. One process checks all variants: TF starts once.
 """
 
 from __future__ import annotations
@@ -165,44 +166,80 @@ def run_in_fresh_process(
     model_dir: str, golden: str, verdict: str, budget_ms: float, min_overlap: float, repeats=3
 ) -> dict:
     """Runs `check` in a new Python process and returns its verdict (failed if it crashed)."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "models.serving.canary",
-        "--model",
-        model_dir,
-        "--golden",
-        golden,
-        "--out",
-        verdict,
-        "--budget-ms",
-        str(budget_ms),
-        "--min-overlap",
-        str(min_overlap),
-        "--repeats",
-        str(repeats),
-    ]
+    return run_all_in_fresh_process(
+        [(model_dir, golden, verdict)], budget_ms, min_overlap, repeats
+    )[0]
+
+
+def run_all_in_fresh_process(
+    jobs: list[tuple[str, str, str]], budget_ms: float, min_overlap: float, repeats=3
+) -> list[dict]:
+    """Checks several exported models in one new Python process (one TF start-up).
+
+    Args:
+        jobs: (model_dir, golden .npz, verdict .json) per model.
+
+    Returns:
+        One verdict per job, in order; a job whose verdict is missing (the process crashed)
+        failed, with the process's last lines as its problem.
+
+    Models without ScaNN ops are checked before any ScaNN model, so the ScaNN import of
+    one can never hide a portable model's dependency on ScaNN's ops.
+    """
+    cmd = [sys.executable, "-m", "models.serving.canary"]
+    for model_dir, golden, verdict in jobs:
+        cmd += ["--model", model_dir, "--golden", golden, "--out", verdict]
+    cmd += ["--budget-ms", str(budget_ms), "--min-overlap", str(min_overlap)]
+    cmd += ["--repeats", str(repeats)]
+    for _, _, verdict in jobs:
+        if os.path.exists(verdict):
+            os.remove(verdict)  # a stale verdict must not pass for this run's
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
-    if proc.returncode != 0 or not os.path.exists(verdict):
+    verdicts = []
+    for _, _, verdict in jobs:
+        if os.path.exists(verdict):
+            with open(verdict) as f:
+                verdicts.append(json.load(f))
+            continue
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        return {"passed": False, "problems": [f"canary process failed: {' | '.join(tail)}"]}
-    with open(verdict) as f:
-        return json.load(f)
+        problem = f"canary process failed (exit {proc.returncode}): {' | '.join(tail)}"
+        verdicts.append({"passed": False, "problems": [problem]})
+    return verdicts
+
+
+def _variant(model_dir: str) -> str:
+    """The exported variant ("" if unreadable: `check` then reports why)."""
+    try:
+        with open(os.path.join(model_dir, C.ASSETS_EXTRA, C.EXPORT_INFO)) as f:
+            return json.load(f)["variant"]
+    except (OSError, ValueError, KeyError):
+        return ""
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Canary check of an exported combined model.")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--golden", required=True)
-    parser.add_argument("--out", required=True)
+    parser = argparse.ArgumentParser(description="Canary check of exported combined models.")
+    parser.add_argument("--model", required=True, action="append", help="repeat per model")
+    parser.add_argument("--golden", required=True, action="append", help="one per --model")
+    parser.add_argument("--out", required=True, action="append", help="one per --model")
     parser.add_argument("--budget-ms", type=float, default=100.0)
     parser.add_argument("--min-overlap", type=float, default=0.8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
-    verdict = check(args.model, args.golden, args.budget_ms, args.min_overlap, args.repeats)
-    with open(args.out + ".tmp", "w") as f:
-        json.dump(verdict, f, indent=2)
-    os.replace(args.out + ".tmp", args.out)
+    if not len(args.model) == len(args.golden) == len(args.out):
+        parser.error(
+            f"{len(args.model)} --model, {len(args.golden)} --golden and {len(args.out)} --out: "
+            "give one --golden and one --out per --model"
+        )
+    jobs = zip(args.model, args.golden, args.out, strict=True)
+    jobs = sorted(jobs, key=lambda job: _variant(job[0]) == "scann")
+    for model_dir, golden, out in jobs:
+        try:
+            verdict = check(model_dir, golden, args.budget_ms, args.min_overlap, args.repeats)
+        except Exception as error:  # noqa: BLE001 - the verdict names it; the others still run
+            verdict = {"passed": False, "problems": [f"{type(error).__name__}: {error}"]}
+        with open(out + ".tmp", "w") as f:
+            json.dump(verdict, f, indent=2)
+        os.replace(out + ".tmp", out)
     return 0
 
 

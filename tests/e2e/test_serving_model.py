@@ -110,6 +110,27 @@ def test_a_wrong_answer_or_a_blown_budget_fails_the_canary(assembled, tmp_path):
     assert any("over the budget" in p for p in verdict["problems"])
 
 
+def test_one_canary_process_judges_each_model_on_its_own(assembled, tmp_path):
+    """A bad golden set and a missing model fail their own verdicts, not the good one's."""
+    uri, dirs = assembled
+    data = dict(np.load(os.path.join(uri, "canary_scann.npz"), allow_pickle=True))
+    data[f"expected/{C.FINAL_SCORES}"] = data[f"expected/{C.FINAL_SCORES}"] - 1.0
+    np.savez(str(tmp_path / "bad.npz"), **data)
+    jobs = [
+        (dirs["scann"], str(tmp_path / "bad.npz"), str(tmp_path / "scann.json")),
+        (
+            str(tmp_path / "no-model"),
+            os.path.join(uri, "canary_portable.npz"),
+            str(tmp_path / "x.json"),
+        ),
+        (dirs["portable"], os.path.join(uri, "canary_portable.npz"), str(tmp_path / "port.json")),
+    ]
+    bad, missing, good = canary.run_all_in_fresh_process(jobs, 1e4, 0.8, repeats=1)
+    assert good["passed"] and good["variant"] == "portable", good
+    assert not bad["passed"] and bad["variant"] == "scann"
+    assert not missing["passed"] and "no-model" in missing["problems"][0]
+
+
 @pytest.fixture(scope="module")
 def parts(assembled):
     """The pieces the assembler combined: both models, the index, the catalog."""

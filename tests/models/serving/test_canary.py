@@ -1,6 +1,7 @@
 """The canary's golden requests and its comparison rules (hand-made answers)."""
 
 import numpy as np
+import pytest
 
 from models.serving import canary
 from models.serving import contract as C
@@ -68,3 +69,9 @@ def test_golden_requests_add_the_edge_cases_and_pad_histories():
     assert list(batch[F.HISTORY_ITEM_IDS][-3]) == [b""] * len(long_row)  # the empty history
     assert batch[F.AGE].dtype == np.int64 and batch[F.USER_ID].dtype == object
     assert set(batch[F.USER_ID][:2]) <= {b"u1", b"u2", b"u3"}
+
+
+def test_the_cli_wants_one_golden_and_one_verdict_per_model(capsys):
+    with pytest.raises(SystemExit):
+        canary.main(["--model", "a", "--model", "b", "--golden", "g", "--out", "o"])
+    assert "one --golden and one --out per --model" in capsys.readouterr().err
