@@ -101,6 +101,7 @@ def _data_stages(config: PipelineConfig) -> dict:
         schema=schema.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        disable_statistics=not config.transform_statistics,
     )
     return {
         **{g.id: g for g in gens.values()},

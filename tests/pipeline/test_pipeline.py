@@ -1,5 +1,7 @@
 """create_pipeline wiring: components, dependencies, `until`."""
 
+import dataclasses
+
 import pytest
 
 from pipeline import config as C
@@ -45,3 +47,11 @@ def test_until_keeps_only_what_is_needed(config):
     }
     with pytest.raises(ValueError, match="components are"):
         create_pipeline(config, until="Trainer2")
+
+
+@pytest.mark.parametrize("statistics", [False, True])
+def test_transform_statistics_follow_the_config(config, statistics):
+    pipeline = create_pipeline(dataclasses.replace(config, transform_statistics=statistics))
+    transform = next(c for c in pipeline.components if c.id == "Transform")
+    assert transform.exec_properties["disable_statistics"] == int(not statistics)
+    assert ("post_transform_stats" in transform.outputs) is statistics
