@@ -68,10 +68,12 @@ class RankingConfig:
     dice_momentum: float = 0.99
     mba_lambda: float = 0.01
     dropout: float = 0.0
-    learning_rate: float = 1e-3
+    # Batch 1024 at lr 3e-3 (B2's setting) trains 1.7x the examples/s of batch 256 at
+    # lr 1e-3 on 2 cores, for eval AUC .779 vs .776 after 5 ML-100K epochs (one seed each).
+    learning_rate: float = 3e-3
     lr_decay: bool = True
     warm_start: bool = True
-    batch_size: int = 256
+    batch_size: int = 1024
     epochs: int = 5
     seed: int = 0
 
