@@ -289,7 +289,11 @@ def run_size(n: int, plan: dict, machine: dict, samples: dict, configs, flags) -
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="10k items only, fewer requests")
-    p.add_argument("--sizes", help="comma-separated catalog sizes (default 10000,100000)")
+    p.add_argument(
+        "--sizes",
+        help="comma-separated catalog sizes (default 10000,100000); rows of other sizes "
+        "already in the result file are kept (the PNG shows the measured sizes only)",
+    )
     p.add_argument("--repeats", type=int)
     p.add_argument("--no-batching", action="store_true", help="skip the --batching server")
     p.add_argument("--server-flag", action="append", default=[], help="extra serving.server flag")
@@ -307,7 +311,12 @@ def main(argv=None) -> int:
     for n in sizes:
         results[str(n)] = run_size(n, plan, machine, samples, configs, args.server_flag)
     name = "serving_quick" if args.quick else "serving"
-    write_json(results, os.path.join(RESULTS, f"{name}.json"))
+    path = os.path.join(RESULTS, f"{name}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = {n: row for n, row in json.load(f).items() if n not in results}
+        results = dict(sorted({**kept, **results}.items(), key=lambda item: int(item[0])))
+    write_json(results, path)
     plot(samples, os.path.join(RESULTS, f"{name}.png"))
     print(f"wrote bench/results/{name}.json and {name}.png")
     print(table(results))
