@@ -312,10 +312,7 @@ def main(argv=None) -> int:
         results[str(n)] = run_size(n, plan, machine, samples, configs, args.server_flag)
     name = "serving_quick" if args.quick else "serving"
     path = os.path.join(RESULTS, f"{name}.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            kept = {n: row for n, row in json.load(f).items() if n not in results}
-        results = dict(sorted({**kept, **results}.items(), key=lambda item: int(item[0])))
+    results = merge_results(path, results)
     write_json(results, path)
     plot(samples, os.path.join(RESULTS, f"{name}.png"))
     print(f"wrote bench/results/{name}.json and {name}.png")
@@ -324,6 +321,15 @@ def main(argv=None) -> int:
         for label, _, sfx, _ in configs:
             print(f"B4 targets at 100k ({label}): " + verdict(results["100000"], sfx))
     return 0
+
+
+def merge_results(path: str, results: dict) -> dict:
+    """`results` plus the rows of other sizes already in `path`, by size."""
+    kept = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = {n: row for n, row in json.load(f).items() if n not in results}
+    return dict(sorted({**kept, **results}.items(), key=lambda item: int(item[0])))
 
 
 def write_json(results: dict, path: str) -> None:

@@ -30,16 +30,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from models.ranking.export import SCORE_CANDIDATES as SCORE_SIGNATURE
+from models.ranking.export import SCORE_TRANSFORMED, TRANSFORM_CANDIDATES
+from models.ranking.export import SCORES as RANKER_SCORES
 from models.serving import contract as C
 from schemas import features as F
 
 QUERY_SIGNATURE = "query_embedding"
-SCORE_SIGNATURE = "score_candidates"
-SCORE_TRANSFORMED = "score_transformed_candidates"
-TRANSFORM_CANDIDATES = "transform_candidates"
 TRANSFORM_CHUNK = 4096  # catalog rows per transform_candidates call at export
 EMBEDDING = "embedding"
-RANKER_SCORES = "scores"
 _USER_KEYS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)
 
 
@@ -70,6 +69,8 @@ def transform_catalog(ranking, catalog: dict, chunk: int = TRANSFORM_CHUNK) -> d
             f"the ranker SavedModel lacks signatures {sorted(missing)}; re-export it with "
             "models.ranking.export.export_serving_model"
         )
+    if not len(catalog[F.ITEM_ID]):
+        raise ValueError("the catalog is empty")
     transform = ranking.signatures[TRANSFORM_CANDIDATES]
     columns = {
         F.ITEM_ID: np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes),

@@ -146,3 +146,12 @@ def test_cpu_seconds_of_this_process_grow_with_work():
     while time.process_time() < end:
         pass
     assert C.cpu_seconds(os.getpid()) >= before
+
+
+def test_merge_results_replaces_measured_sizes_and_keeps_the_rest(tmp_path):
+    path = str(tmp_path / "serving.json")
+    assert S.merge_results(path, {"10000": {"p50_ms": 1.0}}) == {"10000": {"p50_ms": 1.0}}
+    S.write_json({"10000": {"p50_ms": 9.0}, "100000": {"p50_ms": 8.0}}, path)
+    merged = S.merge_results(path, {"10000": {"p50_ms": 7.0}})
+    assert merged == {"10000": {"p50_ms": 7.0}, "100000": {"p50_ms": 8.0}}
+    assert list(S.merge_results(path, {"5000": {}})) == ["5000", "10000", "100000"]
