@@ -57,7 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "request's ops on one core and concurrent requests side by side: on the combined "
         "model's small ops (B4, with this default and a cheaper Dice: 7.0 instead of 7.75 server "
         "CPU ms per request, 245 instead of 216 req/s at concurrency 8, 100k items; "
-        "bench/results/serving.json)",
+        "bench/results/serving.json at commit 2b0db92 against its parent)",
     )
     p.add_argument("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0: TF)")
     p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")

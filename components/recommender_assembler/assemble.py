@@ -82,9 +82,9 @@ def assemble(
     start = time.time()
     logging.info("RecommenderAssembler: canary of %s in a fresh process", list(config.variants))
     verdicts = canary.run_all_in_fresh_process(jobs, config.latency_budget_ms, config.min_overlap)
+    canary_s = round(time.time() - start, 1)  # the one process, all variants
     for variant, verdict in zip(config.variants, verdicts, strict=True):
-        verdict = {**verdict, **report["variants"][variant]}
-        verdict["canary_s"] = round(time.time() - start, 1)  # the one process, all variants
+        verdict = {**verdict, **report["variants"][variant], "canary_s": canary_s}
         report["variants"][variant] = verdict
         logging.info("RecommenderAssembler: %s canary %s", variant, verdict)
     report["passed"] = all(v["passed"] for v in report["variants"].values())

@@ -162,15 +162,6 @@ def check(model_dir: str, golden: str, budget_ms: float, min_overlap: float, rep
     }
 
 
-def run_in_fresh_process(
-    model_dir: str, golden: str, verdict: str, budget_ms: float, min_overlap: float, repeats=3
-) -> dict:
-    """Runs `check` in a new Python process and returns its verdict (failed if it crashed)."""
-    return run_all_in_fresh_process(
-        [(model_dir, golden, verdict)], budget_ms, min_overlap, repeats
-    )[0]
-
-
 def run_all_in_fresh_process(
     jobs: list[tuple[str, str, str]], budget_ms: float, min_overlap: float, repeats=3
 ) -> list[dict]:

@@ -53,12 +53,21 @@ def final_score(probs: tf.Tensor, retrieval_scores: tf.Tensor, retrieval_weight:
     return log_p + tf.constant(retrieval_weight, tf.float32) * retrieval_scores
 
 
-def transform_catalog(ranking, catalog: dict, chunk: int = TRANSFORM_CHUNK) -> dict:
+def catalog_columns(catalog: dict) -> dict:
+    """item_id and primary genre as bytes, year as int64: arrays [V] (the ranker's dtypes)."""
+    return {
+        F.ITEM_ID: np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes),
+        F.PRIMARY_GENRE: np.asarray(catalog[F.PRIMARY_GENRE], dtype=object).astype(bytes),
+        F.YEAR: np.asarray(catalog[F.YEAR], dtype=np.int64),
+    }
+
+
+def transform_catalog(ranking, columns: dict, chunk: int = TRANSFORM_CHUNK) -> dict:
     """The ranker's transformed item inputs of every catalog item: {key: array [V]}.
 
     Args:
         ranking: the loaded ranker SavedModel.
-        catalog: item_id, primary genre and year, arrays [V].
+        columns: `catalog_columns` of the catalog.
 
     Raises:
         ValueError: the ranker lacks the signatures (exported before they existed).
@@ -69,14 +78,9 @@ def transform_catalog(ranking, catalog: dict, chunk: int = TRANSFORM_CHUNK) -> d
             f"the ranker SavedModel lacks signatures {sorted(missing)}; re-export it with "
             "models.ranking.export.export_serving_model"
         )
-    if not len(catalog[F.ITEM_ID]):
+    if not len(columns[F.ITEM_ID]):
         raise ValueError("the catalog is empty")
     transform = ranking.signatures[TRANSFORM_CANDIDATES]
-    columns = {
-        F.ITEM_ID: np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes),
-        F.PRIMARY_GENRE: np.asarray(catalog[F.PRIMARY_GENRE], dtype=object).astype(bytes),
-        F.YEAR: np.asarray(catalog[F.YEAR], dtype=np.int64),
-    }
     parts = []
     for start in range(0, len(columns[F.ITEM_ID]), chunk):
         part = {key: tf.constant(values[start : start + chunk]) for key, values in columns.items()}
@@ -110,14 +114,15 @@ class Recommender(tf.Module):
         size = len(catalog[F.ITEM_ID])
         self.n = min(n, size)
         self.k = min(k, self.n)
-        self._ids = tf.constant(np.asarray(catalog[F.ITEM_ID], dtype=object).astype(bytes))
-        self._genre = tf.constant(np.asarray(catalog[F.PRIMARY_GENRE], dtype=object).astype(bytes))
-        self._year = tf.constant(np.asarray(catalog[F.YEAR], dtype=np.int64))
+        columns = catalog_columns(catalog)
+        self._ids = tf.constant(columns[F.ITEM_ID])
+        self._genre = tf.constant(columns[F.PRIMARY_GENRE])
+        self._year = tf.constant(columns[F.YEAR])
         self._index = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(self._ids, tf.range(size, dtype=tf.int64)), -1
         )
         self._item_features = {
-            key: tf.constant(values) for key, values in transform_catalog(ranking, catalog).items()
+            key: tf.constant(values) for key, values in transform_catalog(ranking, columns).items()
         }
 
     # -- catalog look-ups ---------------------------------------------------------------

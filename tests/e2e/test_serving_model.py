@@ -97,10 +97,8 @@ def test_a_wrong_answer_or_a_blown_budget_fails_the_canary(assembled, tmp_path):
     data[f"expected/{C.SCORES}"] = data[f"expected/{C.SCORES}"] + 0.5
     golden = str(tmp_path / "bad.npz")
     np.savez(golden, **data)
-    verdict = canary.run_in_fresh_process(
-        dirs["portable"],
-        golden,
-        str(tmp_path / "v.json"),
+    (verdict,) = canary.run_all_in_fresh_process(
+        [(dirs["portable"], golden, str(tmp_path / "v.json"))],
         budget_ms=1e-3,
         min_overlap=0.8,
         repeats=1,
