@@ -98,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline and print a summary")
     run.add_argument("--runner", choices=("local", "beam"), default="local")
     run.add_argument(
+        "--workers",
+        type=int,
+        default=C.LOCAL_WORKERS,
+        help="local runner: components run at once, each in its own worker process "
+        "(1: TFX's LocalDagRunner, one at a time in this process)",
+    )
+    run.add_argument(
         "--data",
         default="synthetic",
         help="synthetic[:tiny|small|default] | movielens-100k:PATH | "
@@ -160,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "kfp":
         return kfp_cli.main(args)
+    if args.command == "run" and args.workers < 1:
+        print(f"error: --workers {args.workers}: need at least 1", file=sys.stderr)
+        return 2
     try:
         config = build_config(args)
     except ValueError as e:
@@ -177,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     start = time.time()
-    (beam_runner if args.runner == "beam" else local_runner).run(config, args.until)
+    if args.runner == "beam":
+        beam_runner.run(config, args.until)
+    else:
+        local_runner.run(config, args.until, workers=args.workers)
     result = summary.collect(config)
     result["wall_s"] = round(time.time() - start, 1)
     with open(os.path.join(os.path.dirname(config.pipeline_root), "summary.json"), "w") as f:

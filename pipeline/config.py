@@ -21,6 +21,7 @@ CSV, ML_100K, ML_1M = formats.CSV, formats.ML_100K, formats.ML_1M
 SOURCES = (SYNTHETIC, *formats.FORMATS)
 SPAN_PATTERNS = {t: f"{t}/span-{{SPAN}}/*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
 FLAT_PATTERNS = {t: f"{t}*.csv" for t in (F.INTERACTIONS, F.ITEMS, F.USERS)}
+LOCAL_WORKERS = 2  # the local runner's worker processes: one per core of the 2-core target
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Config validation names the field; data sources resolve their file patterns."""
 
+import os
+
 import pytest
 
 from pipeline import cli
@@ -108,3 +110,10 @@ def test_cli_rejects_time_cutoff_without_cutoff(tmp_path, capsys):
         == 2
     )
     assert "cutoff_timestamp" in capsys.readouterr().err
+
+
+def test_cli_rejects_zero_workers(tmp_path, capsys):
+    argv = ["run", "--data", "synthetic:tiny", "--work-dir", str(tmp_path), "--workers", "0"]
+    assert cli.main(argv) == 2
+    assert "--workers 0" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(tmp_path, "runs"))  # nothing started
