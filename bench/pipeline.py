@@ -4,8 +4,9 @@ Runs `python -m pipeline run` cold (fresh work dir, no cache) on the synthetic
 default data and on ML-100K, each in a child process, and reads the per-component
 times from the run's summary (MLMD execution times). The local runner runs
 independent components at once in worker processes (`--workers`, default 2), so
-peak RSS is the largest sum over the whole process tree (sampled every 0.2 s);
-the largest single process is kept beside it. CPU seconds over wall seconds
+peak RSS is the largest sum over the whole process tree (sampled every 0.2 s),
+with the same for PSS (shared pages split, not counted per process) and the
+largest single process beside it. CPU seconds over wall seconds
 says how many of the 2 cores the run kept busy. Writes bench/results/pipeline.json
 and pipeline.png.
 
@@ -35,10 +36,13 @@ DEFAULT_ML100K = os.path.join(REPO, "..", "shared", "data", "ml-100k")
 
 
 class TreeRss:
-    """Samples the resident memory of a process and all its descendants."""
+    """Samples the resident memory of a process and all its descendants: the sum of
+    their RSS (`peak_bytes`; pages shared between them, such as TF's libraries,
+    count once per process) and of their PSS (`peak_pss_bytes`; shared pages split
+    between the processes that map them: what the tree takes from the machine)."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
-        self.peak_bytes = 0
+        self.peak_bytes = self.peak_pss_bytes = 0
         self._root, self._every = psutil.Process(pid), every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -46,13 +50,15 @@ class TreeRss:
 
     def _sample(self) -> None:
         while not self._stop.wait(self._every):
-            total = 0
+            rss = pss = 0
             try:
                 for p in [self._root, *self._root.children(recursive=True)]:
-                    total += p.memory_info().rss
+                    info = p.memory_full_info()
+                    rss, pss = rss + info.rss, pss + info.pss
             except psutil.Error:  # a process ended between listing and reading
                 continue
-            self.peak_bytes = max(self.peak_bytes, total)
+            self.peak_bytes = max(self.peak_bytes, rss)
+            self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
 
     def stop(self) -> None:
         self._stop.set()
@@ -90,6 +96,7 @@ def run_once(data: str, tag: str, workers: int) -> dict:
         "cpu_s": round(cpu, 1),
         "cores_busy": round(cpu / wall, 2),
         "peak_rss_gib": round(rss.peak_bytes / 2**30, 2),
+        "peak_pss_gib": round(rss.peak_pss_bytes / 2**30, 2),
         "peak_rss_one_process_gib": round(peak_kib / 2**20, 2),
         "components": {k: v["seconds"] for k, v in summary["components"].items()},
         "counts": summary["counts"],
@@ -157,7 +164,7 @@ def main(argv=None) -> int:
     print(f"\n{'component':<30}" + "".join(f"{n:>14}" for n in results))
     for c in comps:
         print(f"{c:<30}" + "".join(f"{r['components'].get(c, 0):>14.1f}" for r in results.values()))
-    for key in ("wall_s", "cpu_s", "cores_busy", "peak_rss_gib"):
+    for key in ("wall_s", "cpu_s", "cores_busy", "peak_rss_gib", "peak_pss_gib"):
         print(f"{key:<30}" + "".join(f"{r.get(key, '-'):>14}" for r in results.values()))
     return 0
 

@@ -9,10 +9,10 @@ import dataclasses
 
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-from pipeline.config import PipelineConfig
+from pipeline.config import LOCAL_WORKERS, PipelineConfig, multiprocessing_beam_args
 from pipeline.pipeline import create_pipeline
 
-LOCAL_BEAM_ARGS = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+LOCAL_BEAM_ARGS = multiprocessing_beam_args(LOCAL_WORKERS)
 
 
 def run(config: PipelineConfig, until: str | None = None) -> None:

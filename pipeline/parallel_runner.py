@@ -223,7 +223,9 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                         future.result()
                     except BaseException as e:  # noqa: BLE001 -- reported and re-raised below
                         failure = failure or (node_id, e)
-                        self._log(f"  {stamp()} FAILED   {node_id} {took}: {e!r}")
+                        last = (str(e).strip().splitlines() or [""])[-1][:300]  # no traceback
+                        why = f"{type(e).__name__}: {last}"
+                        self._log(f"  {stamp()} FAILED   {node_id} {took}: {why}")
                         continue
                     done.add(node_id)
                     self._log(f"  {stamp()} finished {node_id} {took}")

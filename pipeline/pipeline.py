@@ -91,6 +91,8 @@ def _data_stages(config: PipelineConfig) -> dict:
         users=gens[F.USERS].outputs["examples"] if F.USERS in gens else None,
         config=config.sequences,
     )
+    if config.sequence_beam_args:
+        sequences.with_beam_pipeline_args(list(config.sequence_beam_args))
     statistics = tfx.components.StatisticsGen(examples=sequences.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
     validator = StrictExampleValidator(

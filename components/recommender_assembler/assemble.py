@@ -74,6 +74,7 @@ def assemble(
             info=info,
             warmup=requests,
             weight=config.retrieval_weight,  # resolved as above; export.json records the source
+            models=(retrieval, ranking),  # loaded once for the reference and every variant
         )
         golden = os.path.join(out_dir, f"canary_{variant}.npz")
         canary.save_golden(golden, requests, expected, export.is_exact(variant, index))

@@ -117,6 +117,7 @@ def export_variant(
     info: dict | None = None,
     warmup: dict | None = None,
     weight: float | None = None,
+    models: tuple | None = None,
 ) -> str:
     """Writes one variant of the combined SavedModel to export_dir (atomically).
 
@@ -132,15 +133,21 @@ def export_variant(
         warmup: requests (C.REQUEST_SPEC arrays [B], [B, W]) written as TF Serving
             warm-up records, one per row.
         weight: the final score's retrieval weight (None: see `retrieval_weight`).
+        models: (retrieval, ranking) already loaded from those two directories, so
+            that exporting several variants loads each SavedModel once.
     """
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
     ordered = catalog_in_index_order(catalog, index.item_ids)
     depth = search_depth(n, len(index.item_ids))
     weight, source = retrieval_weight(retrieval_dir, weight)
-    module = Recommender(
+    retrieval, ranking = models or (
         tf.saved_model.load(retrieval_dir),
         tf.saved_model.load(ranking_dir),
+    )
+    module = Recommender(
+        retrieval,
+        ranking,
         make_searcher(variant, index, depth),
         ordered,
         k=k,

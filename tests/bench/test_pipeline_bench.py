@@ -20,3 +20,4 @@ def test_tree_rss_sums_the_children_of_the_watched_process():
     rss.stop()
     assert rss.peak_bytes > 2 * 150 * 2**20  # both children, though neither is the shell
     assert rss.peak_bytes < 2 * 150 * 2**20 + 200 * 2**20  # and not wildly more
+    assert 2 * 150 * 2**20 < rss.peak_pss_bytes <= rss.peak_bytes  # private pages: in PSS too

@@ -55,3 +55,23 @@ def test_transform_statistics_follow_the_config(config, statistics):
     transform = next(c for c in pipeline.components if c.id == "Transform")
     assert transform.exec_properties["disable_statistics"] == int(not statistics)
     assert ("post_transform_stats" in transform.outputs) is statistics
+
+
+def beam_args(pipeline, component_id):
+    (component,) = [c for c in pipeline.components if c.id == component_id]
+    return list(component.executor_spec.beam_pipeline_args)
+
+
+def test_the_local_runner_gives_behavior_sequence_gen_its_workers_as_beam_processes(config):
+    from pipeline.local_runner import local_config
+
+    parallel = create_pipeline(local_config(config, workers=3))
+    assert beam_args(parallel, "BehaviorSequenceGen") == [
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=3",
+    ]
+    assert beam_args(parallel, "StatisticsGen") == []  # only that component
+    assert beam_args(create_pipeline(local_config(config, workers=1)), "BehaviorSequenceGen") == []
+    # Beam args the user gave win: nothing is added.
+    theirs = dataclasses.replace(config, beam_pipeline_args=("--runner=FlinkRunner",))
+    assert local_config(theirs, workers=2) == theirs
