@@ -128,9 +128,10 @@ class PipelineConfig:
             StrictExampleValidator already cover the examples before Transform.
         sequence_beam_args: BehaviorSequenceGen's own Beam args, after
             beam_pipeline_args. The local runner sets multi-processing here: the
-            component runs alone, and it is the one data stage that gains from a
-            second process (ML-100K: 39 s vs 57 s; ExampleGens, StatisticsGen and
-            Transform gained nothing or lost to the workers' start-up).
+            component runs alone, and it is the one data stage that may gain from a
+            second process (ML-100K: 39, 46, 49 and 66 s in four runs vs 57 s in one
+            process, a small and noisy gain; ExampleGens, StatisticsGen and Transform
+            gained nothing or lost to the Beam workers' start-up).
     """
 
     data: DataConfig
