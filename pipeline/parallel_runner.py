@@ -41,6 +41,8 @@ from tfx.orchestration.portable import (
 )
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline.config import LOCAL_WORKERS
+
 
 @contextlib.contextmanager
 def _exclusive(lock_path: str):
@@ -154,7 +156,7 @@ def schedule(upstream: dict[str, set[str]], done: set[str], started: set[str]) -
 class ParallelDagRunner(tfx_runner.IrBasedRunner):
     """LocalDagRunner's semantics, with ready nodes launched in `workers` processes."""
 
-    def __init__(self, workers: int = 2, log: Callable[[str], None] | None = None):
+    def __init__(self, workers: int = LOCAL_WORKERS, log: Callable[[str], None] | None = None):
         if workers < 1:
             raise ValueError(f"workers={workers}: need at least 1")
         self._workers = workers
