@@ -114,12 +114,10 @@ def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> None:
     ).launch()
 
 
-def _warm(ready) -> None:
-    """Worker initializer: the imports every component needs, paid once per worker;
-    then waits until every worker is up (`ready` is a Barrier of all of them)."""
-    import tensorflow  # noqa: F401
-    from tfx.orchestration.portable import launcher  # noqa: F401
-
+def _wait_for_all(ready) -> None:
+    """Worker initializer. Unpickling it imported this module, and with it TF and TFX's
+    launcher: every worker has paid its imports. Then waits until all are up (`ready`
+    is a Barrier of every worker)."""
     ready.wait()
 
 
@@ -145,10 +143,12 @@ def chain_lengths(upstream: dict[str, set[str]]) -> dict[str, int]:
     return lengths
 
 
-def schedule(upstream: dict[str, set[str]], done: set[str], started: set[str]) -> list[str]:
+def schedule(
+    upstream: dict[str, set[str]], done: set[str], started: set[str], lengths: dict[str, int]
+) -> list[str]:
     """The nodes not started whose upstream nodes are all done, longest chain first
-    (the critical-path heuristic), then in `upstream`'s order."""
-    lengths = chain_lengths(upstream)
+    (the critical-path heuristic; `lengths` = chain_lengths(upstream)), then in
+    `upstream`'s order."""
     ready = [n for n, ups in upstream.items() if n not in started and ups <= done]
     return sorted(ready, key=lambda n: -lengths[n])  # stable: ties keep their order
 
@@ -195,11 +195,12 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
         started: set[str] = set()
         running: dict[futures.Future, tuple[str, float]] = {}
         failure: tuple[str, BaseException] | None = None
+        lengths = chain_lengths(upstream)
         stamp = lambda: f"[{time.time() - start:6.1f} s]"  # noqa: E731
         context = multiprocessing.get_context("spawn")  # no fork of a process holding TF
         all_up = context.Barrier(self._workers)
         with futures.ProcessPoolExecutor(
-            self._workers, mp_context=context, initializer=_warm, initargs=(all_up,)
+            self._workers, mp_context=context, initializer=_wait_for_all, initargs=(all_up,)
         ) as pool:
             # The pool spawns a worker per submit while none is idle: start all of
             # them now, importing side by side, and begin when every one is up (a
@@ -207,7 +208,7 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             futures.wait([pool.submit(_noop) for _ in range(self._workers)])
             self._log(f"  {stamp()} {self._workers} worker processes ready")
             while True:
-                ready = [] if failure else schedule(upstream, done, started)
+                ready = [] if failure else schedule(upstream, done, started, lengths)
                 for node_id in ready[: self._workers - len(running)]:  # no queue in the pool
                     if node_id in snapshot:
                         with metadata.Metadata(connection_config) as handle:

@@ -22,17 +22,19 @@ def test_chain_lengths_count_the_longest_path_to_a_sink():
 
 def test_schedule_starts_the_longest_chain_first():
     upstream = {"short": set(), "long": set(), "x": {"long"}, "y": {"x"}, "z": {"short", "y"}}
-    assert schedule(upstream, done=set(), started=set()) == ["long", "short"]
-    assert schedule(upstream, done={"long"}, started={"long"}) == ["x", "short"]
+    lengths = chain_lengths(upstream)
+    assert schedule(upstream, done=set(), started=set(), lengths=lengths) == ["long", "short"]
+    assert schedule(upstream, {"long"}, {"long"}, lengths) == ["x", "short"]
 
 
 def test_schedule_picks_the_not_started_nodes_whose_upstream_is_done():
     upstream = {"a": set(), "b": {"a"}, "c": {"a"}, "d": {"b", "c"}}
-    assert schedule(upstream, done=set(), started=set()) == ["a"]
-    assert schedule(upstream, done=set(), started={"a"}) == []
-    assert schedule(upstream, done={"a"}, started={"a"}) == ["b", "c"]
-    assert schedule(upstream, done={"a", "b"}, started={"a", "b", "c"}) == []
-    assert schedule(upstream, done={"a", "b", "c"}, started={"a", "b", "c"}) == ["d"]
+    lengths = chain_lengths(upstream)
+    assert schedule(upstream, set(), set(), lengths) == ["a"]
+    assert schedule(upstream, set(), {"a"}, lengths) == []
+    assert schedule(upstream, {"a"}, {"a"}, lengths) == ["b", "c"]
+    assert schedule(upstream, {"a", "b"}, {"a", "b", "c"}, lengths) == []
+    assert schedule(upstream, {"a", "b", "c"}, {"a", "b", "c"}, lengths) == ["d"]
 
 
 def diamond(root, log_dir, fail="", cache=False, seconds=2.0):
