@@ -91,6 +91,7 @@ class _Pybind:
 
     def __init__(self, searcher, params):
         self.searcher, self.params, self.k = searcher, params, K
+        self.max_batch = BATCH  # ScaNN's own batched search bounds its memory
 
     def search(self, queries):
         q = np.asarray(queries, np.float32)
@@ -127,10 +128,13 @@ def _single_latencies(searchers: dict, queries: np.ndarray, rounds: int = 5) -> 
 
 
 def _batched_qps(searcher, queries: np.ndarray, repeats: int = 3) -> float:
-    """Median queries/s over repeats of searching all queries in batches of BATCH."""
+    """Median queries/s over repeats of searching all queries in batches of BATCH (or the
+    searcher's max_batch, if smaller)."""
     import tensorflow as tf
 
-    batches = [queries[s : s + BATCH] for s in range(0, len(queries), BATCH)]
+    from components.scann_index_builder.search import chunks
+
+    batches = chunks(queries, min(BATCH, searcher.max_batch))
     if not isinstance(searcher, _Pybind):
         batches = [tf.constant(b) for b in batches]
     run = lambda: [np.asarray(searcher.search(b)[0]) for b in batches]  # noqa: E731

@@ -36,14 +36,30 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
 WORK = os.path.join(REPO, ".work", "bench-serving")
 PIPELINE_ROOT = os.path.join(WORK, "runs", "synthetic-tiny", "pipeline_root")
-FULL = {"seq": 1000, "c8": 2000, "c32": 2000, "warmup": 300, "inproc": 300, "repeats": 3}
+FULL = {
+    "seq": 1000,
+    "c8": 2000,
+    "c32": 2000,
+    "warmup": 300,
+    "inproc": 300,
+    "capacity": 1600,
+    "repeats": 3,
+}
 # (label, exported variant, key suffix, extra server flags); the first gives the required keys.
 CONFIGS = (
     ("portable", "portable", "", ()),
     ("scann", "scann", "_scann", ()),
     ("portable+batching", "portable", "_batching", ("--batching",)),
 )
-QUICK = {"seq": 300, "c8": 400, "c32": 400, "warmup": 100, "inproc": 100, "repeats": 1}
+QUICK = {
+    "seq": 300,
+    "c8": 400,
+    "c32": 400,
+    "warmup": 100,
+    "inproc": 100,
+    "capacity": 400,
+    "repeats": 1,
+}
 
 
 # -- statistics (pure) --------------------------------------------------------------------
@@ -84,6 +100,8 @@ def bench_variant(model_dir: str, plan: dict, log_path: str, flags=()) -> tuple[
     print(f"    in-process model: {plan['inproc']} calls", flush=True)
     in_process = C.run_in_process(model_dir, requests, plan["inproc"])
     result = {"in_process": {name: summarize(lat) for name, lat in in_process.items()}}
+    print(f"    model capacity: {C.CAPACITY_THREADS} threads, no gRPC", flush=True)
+    result["capacity"] = C.model_capacity(model_dir, plan["capacity"], plan["repeats"])
     result["load_before"] = os.getloadavg()
     server = C.Server(model_dir, log_path, flags)
     try:
@@ -148,6 +166,13 @@ def reduce_variant(result: dict, suffix: str) -> dict:
         out[f"{key}_p99_ms"] = result["in_process"][name]["p99_ms"]
     # What 2 otherwise idle cores could serve if only the server's CPU time counted.
     out["rps_2core_ceiling"] = 2e3 / out["server_cpu_ms_per_request_c8"]
+    # The model alone (8 threads, no gRPC) per executor; the server's CPU beyond the model's
+    # is its RPC path (gRPC, protos, request checks).
+    for executor, figures in result["capacity"].items():
+        out[f"model_rps_8_threads_{executor}"] = figures["rps"]
+        out[f"model_cpu_ms_{executor}"] = figures["cpu_ms"]
+    model_cpu = result["capacity"]["auto"]["cpu_ms"]
+    out["rpc_path_cpu_ms"] = out["server_cpu_ms_per_request_c8"] - model_cpu
     return {f"{k}{suffix}": v for k, v in out.items()}
 
 
@@ -209,7 +234,8 @@ def table(results: dict) -> str:
     """The short table printed last."""
     head = (
         f"{'N':>7} {'config':>17} {'p50':>6} {'p99':>6} {'rps c8':>7} {'p99 c8':>7} "
-        f"{'rps c32':>7} {'p99 c32':>7} {'err':>4} {'RSS MiB':>8} {'model p50':>9} {'bound':>6}"
+        f"{'rps c32':>7} {'p99 c32':>7} {'err':>4} {'RSS MiB':>8} {'model p50':>9} {'bound':>6} "
+        f"{'CPU/req':>7} {'model':>6} {'model rps':>9}"
     )
     lines = [head + "   (ms, medians)"]
     for n, entry in results.items():
@@ -221,8 +247,14 @@ def table(results: dict) -> str:
                 f"{n:>7} {variant:>17} {g['p50_ms']:6.2f} {g['p99_ms']:6.2f} {g['rps_c8']:7.0f} "
                 f"{g['p99_ms_c8']:7.2f} {g['rps_c32']:7.0f} {g['p99_ms_c32']:7.2f} "
                 f"{g['errors']:4d} {g['server_rss_mib']:8.0f} {g['model_p50_ms']:9.2f} "
-                f"{g['bound_ms']:6.3f}"
+                f"{g['bound_ms']:6.3f} {g['server_cpu_ms_per_request_c8']:7.2f} "
+                f"{g.get('model_cpu_ms_auto', float('nan')):6.2f} "
+                f"{g.get('model_rps_8_threads_auto', float('nan')):9.0f}"
             )
+    lines.append(
+        "CPU/req: server CPU ms per request at c8; model: CPU ms per request and model rps: "
+        "requests/s of the model alone (8 threads through the Servable, no gRPC)"
+    )
     return "\n".join(lines)
 
 

@@ -245,3 +245,81 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the model's own capacity ---------------------------------------------------------------
+CAPACITY_THREADS = 8
+
+
+def _capacity_main(model_dir: str, count: int, repeats: int) -> dict:
+    """In this (fresh) process, with the server's TF thread settings: `serving_default`
+    called by CAPACITY_THREADS threads at once through the server's Servable, no gRPC, once
+    per TF executor the server offers; median requests/s and CPU ms per request."""
+    import threading
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # serving.server's default
+    from serving import servable as S
+
+    requests = [
+        {k: tf.make_ndarray(v) for k, v in r.inputs.items()}
+        for r in make_requests(read_item_ids(model_dir), 50, seed=3)
+    ]
+    servables = {e: S.Servable(os.path.join(model_dir, "1"), 1, e) for e in (S.AUTO, S.DEFAULT)}
+    runs = {e: [] for e in servables}
+    per_thread = max(1, count // CAPACITY_THREADS)
+
+    def work(servable, offset):
+        signature = servable.signatures["serving_default"]
+        for i in range(per_thread):
+            servable.run(signature, requests[(i + offset) % len(requests)])
+
+    for servable in servables.values():
+        work(servable, 0)  # warm-up
+    for _ in range(repeats):  # executors interleaved, so load changes hit both alike
+        for executor, servable in servables.items():
+            threads = [
+                threading.Thread(target=work, args=(servable, 7 * j))
+                for j in range(CAPACITY_THREADS)
+            ]
+            wall, cpu = time.perf_counter(), time.process_time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            done = per_thread * CAPACITY_THREADS
+            runs[executor].append(
+                (done / (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu) / done)
+            )
+    return {
+        e: {
+            "rps": float(np.median([r[0] for r in rs])),
+            "cpu_ms": float(np.median([r[1] for r in rs])),
+        }
+        for e, rs in runs.items()
+    }
+
+
+def model_capacity(model_dir: str, count: int, repeats: int) -> dict:
+    """`_capacity_main` in a fresh process (TF's thread settings are fixed at its start):
+    {executor: {"rps", "cpu_ms"}}. What the model alone sustains on this machine's cores,
+    to set against the server's figures (the difference is the RPC path)."""
+    import json
+
+    code = (
+        "import json, sys; from bench.serving_client import _capacity_main; "
+        "print('CAPACITY ' + json.dumps(_capacity_main(sys.argv[1], int(sys.argv[2]), "
+        "int(sys.argv[3]))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, model_dir, str(count), str(repeats)],
+        env={**os.environ, **ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("CAPACITY ")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"model capacity run failed:\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1][len("CAPACITY ") :])

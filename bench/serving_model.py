@@ -20,6 +20,7 @@ import glob
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 
@@ -29,6 +30,9 @@ BENCH_PREFIX = "bench-"
 NOISE = 0.3  # noise norm relative to the parent embedding's norm
 VARIANT_DIRS = {"portable": "recommender", "scann": "recommender_scann"}
 COST_FILE = "cost.json"
+# Bumped when the exported graph changes, so that a cached export is rebuilt, not measured.
+# 2: searchers without in-graph chunking, history filter on catalog rows, max_batch.
+EXPORT_FORMAT = 2
 CATALOG_COLUMNS = (F.ITEM_ID, F.TITLE, F.PRIMARY_GENRE, F.YEAR)
 K, CANDIDATES = 10, 100
 
@@ -182,10 +186,12 @@ def build_models(base: str, n: int, pipeline_root: str, seed: int = 0) -> dict:
     dirs = model_dirs(base, n)
     cost_path = os.path.join(base, str(n), COST_FILE)
     done = all(os.path.isfile(os.path.join(d, "1", "saved_model.pb")) for d in dirs.values())
-    if done and os.path.isfile(cost_path):
+    cached = _read_json(cost_path) if done else None
+    if cached and cached.get("export_format") == EXPORT_FORMAT:
         print(f"  reusing the {n}-item models under {os.path.join(base, str(n))}", flush=True)
-        with open(cost_path) as f:
-            return {"dirs": dirs, "cost": json.load(f)}
+        return {"dirs": dirs, "cost": cached}
+    for model_dir in dirs.values():  # stale or partial: export again
+        shutil.rmtree(model_dir, ignore_errors=True)
     inputs = pipeline_inputs(pipeline_root)
     catalog, embeddings = read_real_catalog(inputs)
     catalog, embeddings = grow_catalog(catalog, embeddings, n, seed)
@@ -194,6 +200,7 @@ def build_models(base: str, n: int, pipeline_root: str, seed: int = 0) -> dict:
     index = build_index(catalog[F.ITEM_ID], embeddings, params)
     depth = search_depth(CANDIDATES, n)
     cost = {
+        "export_format": EXPORT_FORMAT,
         "params": params.to_dict(),
         "dim": int(embeddings.shape[1]),
         "search_depth": depth,
@@ -221,6 +228,15 @@ def build_models(base: str, n: int, pipeline_root: str, seed: int = 0) -> dict:
         json.dump(cost, f, indent=2)
     os.replace(tmp, cost_path)
     return {"dirs": dirs, "cost": cost}
+
+
+def _read_json(path: str):
+    """The JSON in `path`, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def _is_bench(catalog: dict) -> np.ndarray:

@@ -3,17 +3,34 @@
 The combined model has a `scann` variant using ScaNN's custom TF ops (`Scann>...`). Those
 ops are registered by importing `scann`, done only when the model's op list needs them,
 so a missing `scann` package fails only such a model, with a message that says so.
+
+Executor: a signature whose graph has no control flow runs on TF's single-threaded
+executor, inline in the request's thread. TF's default executor hands every ready op to
+its inter-op thread pool, which costs CPU on the combined model's ~1000 small ops: B4's
+"model capacity" (bench/serving.py, 8 threads, no gRPC) reports both executors. Requests
+still run side by side, one per gRPC thread. A graph with Switch/Merge frames or
+functional If/While keeps the default executor, as does one whose first call the
+single-threaded executor rejects.
+
+Batch limit: an export may state `max_batch` in assets.extra/export.json, the largest batch
+its graph runs within its memory budget (the serving model's searcher has no in-graph
+chunking loop, see components/scann_index_builder/search.py). A larger request is run in
+slices of that size and the outputs concatenated, so it is answered, not refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import logging
 import os
 import threading
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.distribute import distribute_utils
+from tensorflow.python.eager.polymorphic_function import concrete_function
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
@@ -27,6 +44,16 @@ SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # as TF Serving
 DEFAULT_SIGNATURE = "serving_default"
+EXPORT_INFO_FILE = os.path.join("assets.extra", "export.json")
+MAX_BATCH_KEY = "max_batch"
+# --tf-executor choices: AUTO picks the single-threaded executor where the graph allows it.
+AUTO, DEFAULT = "auto", "default"
+SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
+CONTROL_FLOW_OPS = frozenset(
+    {"Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "RefSwitch", "RefMerge"}
+    | {"RefEnter", "RefExit", "RefNextIteration", "If", "StatelessIf", "While"}
+    | {"StatelessWhile", "Case", "StatelessCase"}
+)
 _scann_lock = threading.Lock()
 
 
@@ -41,6 +68,7 @@ class Signature:
         fn: the loaded concrete function; fn(**{key: array}) -> {key: tensor}.
         call: {key: array} -> {key: tensor}, the fastest way to call `fn`.
         flat: whether `call` skips the structured-argument binding.
+        executor: the TF executor `fn` runs on: SINGLE_THREADED or "" (TF's default).
     """
 
     name: str
@@ -49,6 +77,7 @@ class Signature:
     fn: object
     call: object = None
     flat: bool = False
+    executor: str = ""
 
     def __post_init__(self):
         self.call = _flat_caller(self.fn, self.inputs)
@@ -60,7 +89,13 @@ class Signature:
 def _flat_caller(fn, inputs: dict):
     """Calls `fn` with its flat inputs (dict keys sorted, as tf.nest flattens them), skipping
     the per-call binding and casting of structured arguments (~0.5 ms). None when `fn` does
-    not have the expected layout: the placeholders are named after the input keys."""
+    not have the expected layout: the placeholders are named after the input keys.
+
+    The captured inputs (the model's variables and tables, ~130 for the combined model) are
+    listed once, and a loaded function is called through ConcreteFunction's own _call_flat:
+    the loader's wrapper re-resolves every captured input per call for tf.distribute, which
+    cost ~0.5 ms per request (cProfile of Predictor.predict, 100k items) and never applies
+    here (a servable is loaded outside any distribution strategy, checked below)."""
     order = sorted(inputs)
     call_flat = getattr(fn, "_call_flat", None)
     captured = getattr(fn, "captured_inputs", None)
@@ -68,14 +103,37 @@ def _flat_caller(fn, inputs: dict):
         return None
     if [t.name.split(":")[0] for t in fn.inputs[: len(order)]] != order:
         return None
+    captured = list(captured)
+    if isinstance(fn, concrete_function.ConcreteFunction) and not any(
+        distribute_utils.is_distributed_variable(x) for x in captured
+    ):
+        call_flat = functools.partial(concrete_function.ConcreteFunction._call_flat, fn)
 
     def call(arrays: dict) -> dict:
-        outputs = call_flat([tf.convert_to_tensor(arrays[k]) for k in order], fn.captured_inputs)
+        outputs = call_flat([tf.convert_to_tensor(arrays[k]) for k in order], captured)
         if isinstance(outputs, dict):
             return outputs
         return tf.nest.pack_sequence_as(fn.structured_outputs, outputs, expand_composites=True)
 
     return call
+
+
+def control_flow_ops(fn) -> set:
+    """The control-flow op types in a concrete function's graph and the functions it calls."""
+    graph = fn.graph.as_graph_def()
+    ops = {n.op for n in graph.node}
+    ops.update(n.op for f in graph.library.function for n in f.node_def)
+    return ops & CONTROL_FLOW_OPS
+
+
+def read_max_batch(path: str) -> int | None:
+    """`max_batch` from the version's assets.extra/export.json (None: absent or unusable)."""
+    try:
+        with open(os.path.join(path, EXPORT_INFO_FILE)) as f:
+            value = json.load(f).get(MAX_BATCH_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def ensure_scann_ops() -> None:
@@ -95,6 +153,19 @@ def ensure_scann_ops() -> None:
             ) from exc
 
 
+def _rejected_by_single_threaded_executor(exc: Exception) -> bool:
+    """Whether a TF error is the single-threaded executor refusing the graph (e.g.
+    FailedPrecondition "Single-threaded executor does not support switch op")."""
+    message = str(exc).lower()
+    return "single-threaded executor" in message or "singlethreadedexecutor" in message
+
+
+def _rows(inputs: dict) -> int | None:
+    """The common dimension 0 of the inputs (None: scalars or differing sizes)."""
+    sizes = {v.shape[0] if np.ndim(v) else None for v in inputs.values()}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
 def has_saved_model(path: str) -> bool:
     """Whether `path` holds a complete SavedModel (its saved_model.pb is renamed in last)."""
     return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)
@@ -109,11 +180,18 @@ class Servable:
         signature_defs: the MetaGraphDef's SignatureDefMap proto, as TF Serving returns it.
         signatures: callable signature key -> Signature.
         needs_scann: whether the graph uses ScaNN ops.
+        max_batch: the export's batch limit (None: none stated); larger batches run in slices.
+
+    Args:
+        executor: AUTO (the single-threaded executor where the graph allows it) or DEFAULT.
     """
 
-    def __init__(self, path: str, version: int):
+    def __init__(self, path: str, version: int, executor: str = AUTO):
+        if executor not in (AUTO, DEFAULT):
+            raise ValueError(f"executor must be {AUTO!r} or {DEFAULT!r}, got {executor!r}")
         self.path = path
         self.version = version
+        self.max_batch = read_max_batch(path)
         saved_model = loader_impl.parse_saved_model(path)
         meta_graph = saved_model.meta_graphs[0]
         self.signature_defs = get_model_metadata_pb2.SignatureDefMap()
@@ -132,6 +210,7 @@ class Servable:
                 inputs={k: TensorSig.from_tensor_info(v) for k, v in sig_def.inputs.items()},
                 outputs={k: TensorSig.from_tensor_info(v) for k, v in sig_def.outputs.items()},
                 fn=fn,
+                executor=SINGLE_THREADED if executor == AUTO and not control_flow_ops(fn) else "",
             )
         self._inflight = 0
         self._idle = threading.Condition()
@@ -172,8 +251,36 @@ class Servable:
         Returns:
             output key -> np.ndarray.
         """
+        rows = _rows(inputs)
+        if self.max_batch and rows is not None and rows > self.max_batch:
+            parts = [
+                self._call(
+                    signature, {k: v[start : start + self.max_batch] for k, v in inputs.items()}
+                )
+                for start in range(0, rows, self.max_batch)
+            ]
+            return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return self._call(signature, inputs)
+
+    def _call(self, signature: Signature, inputs: dict) -> dict:
         try:
-            outputs = signature.call(inputs)
+            if signature.executor:
+                try:
+                    with tf.experimental.function_executor_type(signature.executor):
+                        outputs = signature.call(inputs)
+                except tf.errors.OpError as exc:
+                    if not _rejected_by_single_threaded_executor(exc):
+                        raise
+                    log.warning(
+                        "%s: signature %s falls back to TF's default executor: %s",
+                        self.path,
+                        signature.name,
+                        str(exc).splitlines()[0],
+                    )
+                    signature.executor = ""
+                    outputs = signature.call(inputs)
+            else:
+                outputs = signature.call(inputs)
         except UnicodeDecodeError as exc:
             # TF failed to decode an op's error message that quotes request bytes (e.g. an
             # unparsable tf.Example): the op rejected the input.

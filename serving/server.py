@@ -9,6 +9,7 @@ SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, exit 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ import grpc
 import tensorflow as tf
 from google.protobuf import text_format
 
-from serving import protos, service, tensors
+from serving import protos, servable, service, tensors
 from serving.batching import Batcher
 from serving.manager import ModelManager
 from serving.predictor import Predictor
@@ -60,6 +61,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         "bench/results/serving.json at commit 2b0db92 against its parent)",
     )
     p.add_argument("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0: TF)")
+    p.add_argument(
+        "--tf-executor",
+        choices=(servable.AUTO, servable.DEFAULT),
+        default=servable.AUTO,
+        help="auto: each request's ops run inline in its gRPC thread (TF's single-threaded "
+        "executor) where the signature's graph has no control flow; default: TF's executor, "
+        "which hands ops to the inter-op pool (serving/servable.py has the figures)",
+    )
     p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")
     args = p.parse_args(argv)
     try:
@@ -95,7 +104,11 @@ class ModelServer:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.manager = ModelManager(
-            args.model_name, args.model_base_path, args.poll_seconds, args.version_labels
+            args.model_name,
+            args.model_base_path,
+            args.poll_seconds,
+            args.version_labels,
+            loader=functools.partial(servable.Servable, executor=args.tf_executor),
         )
         limits = tensors.Limits(max_batch=args.max_batch, max_history=args.max_history)
         self.batcher = make_batcher(args)

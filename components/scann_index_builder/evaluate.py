@@ -14,6 +14,7 @@ from components.scann_index_builder.index import Index
 from components.scann_index_builder.params import IndexConfig, choose_params
 from components.scann_index_builder.search import (
     ExactSearcher,
+    chunks,
     portable_searcher,
     scann_searcher,
 )
@@ -31,11 +32,10 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
 
 
 def search_all(searcher, queries: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Indices [Q, k] of searcher.search over queries [Q, D], in batches."""
-    out = [
-        np.asarray(searcher.search(tf.constant(queries[start : start + batch_size]))[0])
-        for start in range(0, len(queries), batch_size)
-    ]
+    """Indices [Q, k] of searcher.search over queries [Q, D], in batches of at most
+    batch_size and the searcher's max_batch."""
+    size = min(batch_size, searcher.max_batch)
+    out = [np.asarray(searcher.search(tf.constant(c))[0]) for c in chunks(queries, size)]
     return np.concatenate(out) if out else np.zeros((0, searcher.k), np.int32)
 
 
@@ -51,7 +51,7 @@ def latency(searcher, queries: np.ndarray, single: int = 200, batch_size: int = 
         start = time.perf_counter()
         searcher.search(query)[0].numpy()
         times.append(time.perf_counter() - start)
-    batch = tf.constant(queries[:batch_size])
+    batch = tf.constant(queries[: min(batch_size, searcher.max_batch)])
     searcher.search(batch)
     start = time.perf_counter()
     searcher.search(batch)[0].numpy()

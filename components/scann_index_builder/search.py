@@ -3,7 +3,15 @@
 Each searcher is a tf.Module whose `search(queries)` is a tf.function taking
 queries [batch, dim] float32 and returning (indices [batch, k] int32 rows of
 the catalog, scores [batch, k] float32 dot products), best first, with k
-clamped to the catalog size. Attach one to a tf.Module and
+clamped to the catalog size.
+
+`search` handles the whole batch in one pass, with no control flow: a batch-1
+serving call then runs no dead loop branch, and TF's single-threaded executor
+(which rejects Switch/Merge frames) can run the graph inline in the caller's
+thread. Its memory grows with the batch, so each searcher states `max_batch`,
+the largest batch whose intermediates fit SCORE_BUDGET; batch callers slice
+their queries with `chunks`; the serving model records the limit in its
+export.json, and the local server runs a larger request in slices. Attach one to a tf.Module and
 `tf.saved_model.save` saves it; a ScaNN searcher reloads only in a process
 that has imported `scann` (which registers its ops).
 """
@@ -33,7 +41,8 @@ SCANN_TENSORS = (
     "dp_norms",
     "dataset",
 )
-SCORE_BUDGET = 1 << 26  # floats of scores (or gathered leaf items) per chunk: 256 MB
+SCORE_BUDGET = 1 << 26  # floats of scores (or gathered leaf items) per search call: 256 MB
+UNBOUNDED_BATCH = 1 << 20  # `max_batch` of a searcher whose memory does not grow per query
 _QUERIES = tf.TensorSpec([None, None], tf.float32, name="queries")
 
 
@@ -44,22 +53,11 @@ def _scann_ops():
     return scann_ops
 
 
-def _in_chunks(fn, queries: tf.Tensor, chunk: int, k: int):
-    """fn over [chunk, dim] slices of queries [batch, dim], concatenated (bounds memory)."""
-    batch = tf.shape(queries)[0]
-
-    def looped():
-        n = (batch + chunk - 1) // chunk
-        padded = tf.pad(queries, [[0, n * chunk - batch], [0, 0]])
-        indices, scores = tf.map_fn(
-            fn,
-            tf.reshape(padded, [n, chunk, -1]),
-            fn_output_signature=(tf.int32, tf.float32),
-            parallel_iterations=1,
-        )
-        return tf.reshape(indices, [-1, k])[:batch], tf.reshape(scores, [-1, k])[:batch]
-
-    return tf.cond(batch <= chunk, lambda: fn(queries), looped)
+def chunks(queries, size: int) -> list:
+    """queries [Q, ...] as consecutive slices of at most `size` rows (none when Q = 0)."""
+    if size < 1:
+        raise ValueError(f"chunk size must be >= 1, got {size}")
+    return [queries[start : start + size] for start in range(0, len(queries), size)]
 
 
 def _top_k(scores: tf.Tensor, k: int):
@@ -74,15 +72,12 @@ class ExactSearcher(tf.Module):
         super().__init__(name=name)
         self.embeddings = tf.Variable(np.asarray(embeddings, np.float32), trainable=False)
         self.k = min(k, len(embeddings))
-        self._chunk = max(1, SCORE_BUDGET // len(embeddings))
-
-    def _score(self, queries):
-        return _top_k(tf.matmul(queries, self.embeddings, transpose_b=True), self.k)
+        self.max_batch = max(1, SCORE_BUDGET // len(embeddings))  # scores [batch, N]
 
     @tf.function(input_signature=[_QUERIES])
     def search(self, queries):
         """queries [batch, dim] -> (indices [batch, k] int32, scores [batch, k])."""
-        return _in_chunks(self._score, queries, self._chunk, self.k)
+        return _top_k(tf.matmul(queries, self.embeddings, transpose_b=True), self.k)
 
 
 class PartitionedSearcher(tf.Module):
@@ -97,11 +92,13 @@ class PartitionedSearcher(tf.Module):
         self.leaf_items = tf.Variable(items, trainable=False)
         self.leaves = int(leaves)
         self.k = min(k, len(embeddings))
-        gathered = self.leaves * items.shape[1] * embeddings.shape[1]
-        self._chunk = max(1, SCORE_BUDGET // gathered)
+        gathered = self.leaves * items.shape[1] * embeddings.shape[1]  # floats per query
+        self.max_batch = max(1, SCORE_BUDGET // gathered)
 
-    def _score(self, queries):
-        """queries [c, dim] -> top-k over the items of each query's best leaves."""
+    @tf.function(input_signature=[_QUERIES])
+    def search(self, queries):
+        """queries [c, dim] -> top-k (indices [c, k] int32, scores [c, k]) over the items
+        of each query's best leaves."""
         centroid_scores = tf.matmul(queries, self.centroids, transpose_b=True)  # [c, L']
         _, leaves = tf.math.top_k(centroid_scores, self.leaves)  # [c, T]
         embeddings = tf.gather(self.leaf_embeddings, leaves)  # [c, T, M, dim]
@@ -111,11 +108,6 @@ class PartitionedSearcher(tf.Module):
         scores = tf.where(items >= 0, scores, tf.fill(tf.shape(scores), -np.inf))
         positions, top = _top_k(scores, self.k)
         return tf.gather(items, positions, batch_dims=1), top
-
-    @tf.function(input_signature=[_QUERIES])
-    def search(self, queries):
-        """queries [batch, dim] -> (indices [batch, k] int32, scores [batch, k])."""
-        return _in_chunks(self._score, queries, self._chunk, self.k)
 
 
 class ScannSearcher(tf.Module):
@@ -127,6 +119,7 @@ class ScannSearcher(tf.Module):
         self.k = min(k, params.num_items)
         self.pre_reorder = max(params.reorder, self.k) if params.reorder else -1
         self.leaves = params.num_leaves_to_search
+        self.max_batch = UNBOUNDED_BATCH  # ScaNN bounds its own per-query memory
 
     @tf.function(input_signature=[_QUERIES])
     def search(self, queries):

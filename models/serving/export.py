@@ -155,6 +155,7 @@ def export_variant(
         retrieval_weight=weight,
     )
     meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
+    meta["max_batch"] = module.max_batch  # serving/servable.py runs larger batches in slices
     meta.update({"retrieval_weight": weight, "retrieval_weight_source": source})
     meta.update({"catalog_size": len(index.item_ids), **(info or {})})
 

@@ -96,7 +96,9 @@ class Recommender(tf.Module):
         ranking: the loaded ranker SavedModel (signatures `score_candidates`,
             `score_transformed_candidates` and `transform_candidates`).
         searcher: a trackable object whose `search(queries [B, D])` returns
-            (indices int32 [B, S] into `catalog[F.ITEM_ID]`, scores float32 [B, S]), best first.
+            (indices int32 [B, S] into `catalog[F.ITEM_ID]`, scores float32 [B, S]), best
+            first, and whose `max_batch` is the largest B it searches within its memory
+            budget (the model's `max_batch`, recorded at export).
         catalog: item_id, primary genre and year, arrays [V] aligned with the searcher.
         k: items returned by serving_default.
         n: candidates the ranker scores.
@@ -110,6 +112,7 @@ class Recommender(tf.Module):
         if not np.isfinite(retrieval_weight) or retrieval_weight < 0:
             raise ValueError(f"retrieval_weight must be finite and >= 0, got {retrieval_weight}")
         self.retrieval, self.ranking, self.searcher = retrieval, ranking, searcher
+        self.max_batch = int(searcher.max_batch)
         self.retrieval_weight = float(retrieval_weight)
         size = len(catalog[F.ITEM_ID])
         self.n = min(n, size)
@@ -126,32 +129,39 @@ class Recommender(tf.Module):
         }
 
     # -- catalog look-ups ---------------------------------------------------------------
-    def _lookup(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Primary genre and year of item ids [...] (F.UNKNOWN / F.MISSING_INT if unknown)."""
+    def _lookup(self, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Primary genre, year (F.UNKNOWN / F.MISSING_INT if unknown) and catalog row (int32,
+        -1 if unknown) of item ids [...]."""
         row = self._index.lookup(ids)
         known = row >= 0
         safe = tf.maximum(row, 0)
         genre = tf.where(known, tf.gather(self._genre, safe), F.UNKNOWN)
         year = tf.where(known, tf.gather(self._year, safe), tf.constant(F.MISSING_INT, tf.int64))
-        return genre, year
+        return genre, year, tf.cast(row, tf.int32)
 
-    def _query_inputs(self, request: dict) -> dict:
-        """The two models' user-side raw inputs: user features [B], histories [B, W]."""
+    def _query_inputs(self, request: dict) -> tuple[dict, tf.Tensor]:
+        """The two models' user-side raw inputs (user features [B], histories [B, W]), and
+        the history's catalog rows [B, W] int32 (-1: unknown or padding)."""
         history = request[F.HISTORY_ITEM_IDS]
-        genre, _ = self._lookup(history)
+        genre, _, rows = self._lookup(history)
         inputs = {key: request[key] for key in _USER_KEYS}
         inputs[F.HISTORY_ITEM_IDS] = history
         inputs[F.HISTORY_GENRES] = tf.where(tf.equal(history, F.PAD), F.PAD, genre)
-        return inputs
+        return inputs, rows
 
     # -- the two stages -----------------------------------------------------------------
-    def _retrieve(self, user: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Top N unseen catalog items: ids, catalog rows, retrieval scores, valid; all [B, N]."""
+    def _retrieve(self, user: dict, seen_rows: tf.Tensor):
+        """Top N unseen catalog items: ids, catalog rows, retrieval scores, valid; all [B, N].
+
+        Args:
+            user: `_query_inputs`' raw inputs.
+            seen_rows: [B, W] int32 catalog rows of the history (-1 matches no row).
+        """
         query = self.retrieval.signatures[QUERY_SIGNATURE](**user)[EMBEDDING]
         rows, scores = self.searcher.search(query)  # [B, S]
         ids = tf.gather(self._ids, rows)
-        history = user[F.HISTORY_ITEM_IDS]
-        seen = tf.reduce_any(tf.equal(ids[:, :, None], history[:, None, :]), axis=-1)
+        # Compared as int catalog rows: S x W int compares instead of string compares.
+        seen = tf.reduce_any(tf.equal(rows[:, :, None], seen_rows[:, None, :]), axis=-1)
         unseen = tf.logical_and(tf.logical_not(seen), tf.not_equal(ids, F.PAD))
         masked = tf.where(unseen, scores, -np.inf)
         best, keep = tf.math.top_k(masked, k=tf.minimum(self.n, tf.shape(masked)[1]))
@@ -162,7 +172,7 @@ class Recommender(tf.Module):
 
     def _rank(self, user: dict, candidates: tf.Tensor) -> tf.Tensor:
         """Ranker probabilities [B, C] of candidate item ids [B, C] for each user."""
-        genre, year = self._lookup(candidates)
+        genre, year, _ = self._lookup(candidates)
         inputs = dict(user)
         inputs.update({F.ITEM_ID: candidates, F.PRIMARY_GENRE: genre, F.YEAR: year})
         return self.ranking.signatures[SCORE_SIGNATURE](**inputs)[RANKER_SCORES]
@@ -174,8 +184,8 @@ class Recommender(tf.Module):
         return self.ranking.signatures[SCORE_TRANSFORMED](**inputs)[RANKER_SCORES]
 
     def _recommend(self, request: dict) -> dict:
-        user = self._query_inputs(request)
-        ids, rows, retrieval_scores, valid = self._retrieve(user)
+        user, seen_rows = self._query_inputs(request)
+        ids, rows, retrieval_scores, valid = self._retrieve(user, seen_rows)
         probs = self._rank_rows(user, rows)
         final = final_score(probs, retrieval_scores, self.retrieval_weight)
         best, keep = tf.math.top_k(
@@ -197,12 +207,12 @@ class Recommender(tf.Module):
 
     @tf.function(input_signature=[C.REQUEST_SPEC])
     def retrieve(self, request):
-        ids, _, scores, _ = self._retrieve(self._query_inputs(request))
+        ids, _, scores, _ = self._retrieve(*self._query_inputs(request))
         return {C.ITEM_IDS: ids, C.RETRIEVAL_SCORES: scores}
 
     @tf.function(input_signature=[C.RANK_SPEC])
     def rank(self, request):
-        user = self._query_inputs(request)
+        user, _ = self._query_inputs(request)
         return {C.SCORES: self._rank(user, request[C.CANDIDATE_ITEM_IDS])}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, C.EXAMPLES)])

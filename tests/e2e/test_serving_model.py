@@ -152,6 +152,19 @@ def parts(assembled):
     }
 
 
+def test_the_served_graph_has_no_control_flow_and_states_its_batch_limit(assembled, parts):
+    from components.scann_index_builder.search import SCORE_BUDGET
+    from serving import servable as S
+
+    meta = parts["meta"]
+    # The small catalog's portable search is exact: scores [batch, catalog] within budget.
+    assert meta["max_batch"] == SCORE_BUDGET // meta["catalog_size"]
+    served = S.Servable(assembled[1]["portable"], 1)
+    assert served.max_batch == meta["max_batch"]
+    # So the local server runs every signature inline on TF's single-threaded executor.
+    assert {s.executor for s in served.signatures.values()} == {S.SINGLE_THREADED}
+
+
 def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
     index, catalog, n = parts["index"], parts["catalog"], parts["meta"]["n"]
     depth, weight = parts["meta"]["search_depth"], parts["meta"]["retrieval_weight"]

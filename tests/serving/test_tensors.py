@@ -116,6 +116,20 @@ def test_fast_paths_agree_with_tensorflow():
             decoded = tensors.proto_to_array("x", proto, sig, LIMITS)
             assert decoded.dtype == tf.make_ndarray(proto).dtype
             np.testing.assert_array_equal(decoded, array)
+    # Repeated fields instead of tensor_content (other clients): full length (the direct
+    # path) for every numeric dtype, then TF's fill rule.
+    for array in arrays[:4] + [np.array([[1, -2]], np.int8), np.array([200], np.uint8)]:
+        proto = tf.make_tensor_proto(array)
+        proto.ClearField("tensor_content")
+        field = {"f": "float_val", "b": "bool_val"}.get(array.dtype.kind, "int_val")
+        field = "int64_val" if array.dtype == np.int64 else field
+        proto.ClearField(field)  # make_tensor_proto puts one-element tensors there
+        getattr(proto, field).extend(array.ravel().tolist())
+        sig = tensors.TensorSig(tf.as_dtype(proto.dtype), (None,) * array.ndim)
+        decoded = tensors.proto_to_array("x", proto, sig, LIMITS)
+        assert decoded.dtype == array.dtype and decoded.shape == array.shape
+        np.testing.assert_array_equal(decoded, tf.make_ndarray(proto))
+        np.testing.assert_array_equal(decoded, array)
     # Repeated fields instead of tensor_content (other clients), with TF's fill rule.
     proto = tf.make_tensor_proto(np.array([0, 0, 0], np.int64))
     proto.ClearField("tensor_content")

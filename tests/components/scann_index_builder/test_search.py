@@ -7,6 +7,7 @@ import tensorflow as tf
 from bench.index import clustered
 from components.scann_index_builder import index as I
 from components.scann_index_builder import search as S
+from components.scann_index_builder.evaluate import search_all
 from components.scann_index_builder.params import IndexConfig, choose_params
 
 ITEMS = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
@@ -29,14 +30,38 @@ def test_exact_search_by_hand_and_k_is_clamped_to_the_catalog():
     assert indices.dtype == np.int32 and scores.dtype == np.float32
 
 
-def test_exact_search_in_query_chunks_equals_one_matmul(monkeypatch):
-    monkeypatch.setattr(S, "SCORE_BUDGET", 6)  # 6 scores // 3 items = 2 queries per chunk
-    chunked = S.ExactSearcher(ITEMS, k=2)
-    assert chunked._chunk == 2
+def test_exact_max_batch_from_the_budget_and_search_all_in_chunks_equals_one_matmul(
+    monkeypatch,
+):
+    monkeypatch.setattr(S, "SCORE_BUDGET", 6)  # 6 scores // 3 items = 2 queries per call
+    searcher = S.ExactSearcher(ITEMS, k=2)
+    assert searcher.max_batch == 2
     queries = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
-    indices, _ = _search(chunked, queries)
-    np.testing.assert_array_equal(indices, _exact(ITEMS, queries, 2))
-    assert _search(chunked, np.zeros((0, 2)))[0].shape == (0, 2)
+    assert [len(c) for c in S.chunks(queries, searcher.max_batch)] == [2, 2, 1]
+    np.testing.assert_array_equal(search_all(searcher, queries), _exact(ITEMS, queries, 2))
+    assert _search(searcher, np.zeros((0, 2)))[0].shape == (0, 2)
+    assert search_all(searcher, np.zeros((0, 2), np.float32)).shape == (0, 2)
+    with pytest.raises(ValueError, match="chunk size"):
+        S.chunks(queries, 0)
+
+
+def test_searchers_have_no_control_flow_so_the_single_threaded_executor_runs_them(catalog):
+    items, queries = catalog
+    index = _index(items, portable_exact_below=0, exact_below=0, num_leaves=20)
+    searchers = {
+        "exact": S.ExactSearcher(items, k=10),
+        "partitioned": S.PartitionedSearcher(items, index.partitions, 4, k=10),
+    }
+    for name, searcher in searchers.items():
+        graph = searcher.search.get_concrete_function().graph.as_graph_def()
+        ops = {n.op for n in graph.node} | {
+            n.op for f in graph.library.function for n in f.node_def
+        }
+        assert not ops & {"If", "StatelessIf", "While", "StatelessWhile", "Switch", "Merge"}, name
+        expected = _search(searcher, queries[:3])
+        with tf.experimental.function_executor_type("SINGLE_THREADED_EXECUTOR"):
+            got = _search(searcher, queries[:3])
+        np.testing.assert_array_equal(got[0], expected[0])
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +88,8 @@ def test_partitioned_search_over_all_leaves_equals_exact_search(catalog, monkeyp
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ items.T, indices, 1), 1e-5)
     monkeypatch.setattr(S, "SCORE_BUDGET", every.leaves * parts.leaf_items.shape[1] * 16 * 7)
     chunked = S.PartitionedSearcher(items, parts, every.leaves, k=10)
-    assert chunked._chunk == 7
-    np.testing.assert_array_equal(_search(chunked, queries)[0], indices)
+    assert chunked.max_batch == 7  # 7 queries' gathered leaves (dim 16) fill the budget
+    np.testing.assert_array_equal(search_all(chunked, queries), indices)
 
 
 def test_partitioned_search_of_few_leaves_returns_k_real_items(catalog):
