@@ -35,7 +35,7 @@ from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
 from serving import errors
-from serving.tensors import TensorSig
+from serving.tensors import TensorSig, batch_size
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +160,6 @@ def _rejected_by_single_threaded_executor(exc: Exception) -> bool:
     return "single-threaded executor" in message or "singlethreadedexecutor" in message
 
 
-def _rows(inputs: dict) -> int | None:
-    """The common dimension 0 of the inputs (None: scalars or differing sizes)."""
-    sizes = {v.shape[0] if np.ndim(v) else None for v in inputs.values()}
-    return sizes.pop() if len(sizes) == 1 else None
-
-
 def has_saved_model(path: str) -> bool:
     """Whether `path` holds a complete SavedModel (its saved_model.pb is renamed in last)."""
     return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)
@@ -251,7 +245,7 @@ class Servable:
         Returns:
             output key -> np.ndarray.
         """
-        rows = _rows(inputs)
+        rows = batch_size(inputs, signature.inputs) if self.max_batch else None
         if self.max_batch and rows is not None and rows > self.max_batch:
             parts = [
                 self._call(

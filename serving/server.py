@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=servable.AUTO,
         help="auto: each request's ops run inline in its gRPC thread (TF's single-threaded "
         "executor) where the signature's graph has no control flow; default: TF's executor, "
-        "which hands ops to the inter-op pool (serving/servable.py has the figures)",
+        "which hands ops to the inter-op pool (B4's model capacity measures both)",
     )
     p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")
     args = p.parse_args(argv)
