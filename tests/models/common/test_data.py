@@ -1,0 +1,90 @@
+"""The trainers' input pipeline over Transform's output, checked against a plain read."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.common import data
+from models.retrieval.trainer import positive_rows
+from schemas import features as F
+
+ITEM, LABEL, GENRES = F.transformed_name(F.ITEM_ID), F.LABEL, F.transformed_name(F.GENRES)
+
+
+@pytest.fixture(scope="module")
+def transformed(tiny_data):
+    """(train glob, TFTransformOutput, the train split parsed record by record in file order)."""
+    tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
+    spec = tft_output.transformed_feature_spec()
+    pattern = tiny_data.transformed("train")
+    records = tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(pattern)), "GZIP")
+    rows = [tf.io.parse_single_example(r, spec) for r in records]
+    return pattern, tft_output, rows
+
+
+def _column(batches, name):
+    return np.concatenate([b[name].numpy().reshape(-1) for b in batches])
+
+
+def test_one_unshuffled_pass_is_every_record_in_file_order(transformed):
+    pattern, tft_output, rows = transformed
+    batches = list(data.make_dataset(pattern, tft_output, 100, shuffle=False, num_epochs=1))
+    assert [int(b[ITEM].shape[0]) for b in batches[:-1]] == [100] * (len(batches) - 1)
+    np.testing.assert_array_equal(_column(batches, ITEM), [int(r[ITEM]) for r in rows])
+    history = np.concatenate([b[F.HISTORY_MASK].numpy() for b in batches])
+    np.testing.assert_array_equal(history, np.stack([r[F.HISTORY_MASK].numpy() for r in rows]))
+    genres = [list(tf.sparse.to_dense(r[GENRES]).numpy()) for r in rows]
+    got = [
+        list(row[row >= 0])
+        for b in batches
+        for row in tf.sparse.to_dense(b[GENRES], default_value=-1).numpy()
+    ]
+    assert got == genres
+
+
+def test_shuffled_passes_are_full_batches_of_the_same_records_and_repeat(transformed):
+    pattern, tft_output, rows = transformed
+    ids = sorted(int(r[ITEM]) * 2 + int(r[LABEL]) for r in rows)
+
+    def epoch(seed):
+        ds = data.make_dataset(pattern, tft_output, 64, shuffle=True, num_epochs=1, seed=seed)
+        return list(ds)
+
+    first = epoch(0)
+    assert all(int(b[ITEM].shape[0]) == 64 for b in first)  # the partial batch is dropped
+    assert len(first) == len(rows) // 64
+    got = _column(first, ITEM) * 2 + _column(first, LABEL)
+    assert set(got) <= set(ids) and len(got) == len(rows) // 64 * 64
+    unshuffled = np.array([int(r[ITEM]) for r in rows[: len(got)]])
+    assert not np.array_equal(_column(first, ITEM), unshuffled)
+    np.testing.assert_array_equal(_column(epoch(0), ITEM), _column(first, ITEM))  # seeded
+    twice = data.make_dataset(pattern, tft_output, 100, shuffle=False, num_epochs=2)
+    assert sum(int(b[ITEM].shape[0]) for b in twice) == 2 * len(rows)
+
+
+def test_no_matching_files_is_an_error_naming_the_pattern(transformed, tmp_path):
+    _, tft_output, _ = transformed
+    missing = str(tmp_path / "nothing-*.gz")
+    with pytest.raises(ValueError, match="nothing-"):
+        data.make_dataset(missing, tft_output, 8)
+
+
+def test_positive_rows_keeps_labelled_rows_and_their_sparse_values():
+    batch = {
+        LABEL: tf.constant([1, 0, 1, 1], tf.int64),
+        ITEM: tf.constant([10, 11, 12, 13], tf.int64),
+        F.HISTORY_MASK: tf.constant([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]),
+        # row 0: genres 3, 4; row 1: 5; row 2: none; row 3: 6
+        GENRES: tf.SparseTensor(
+            indices=[[0, 0], [0, 1], [1, 0], [3, 0]],
+            values=tf.constant([3, 4, 5, 6], tf.int64),
+            dense_shape=[4, 2],
+        ),
+    }
+    out = positive_rows(batch)
+    np.testing.assert_array_equal(out[ITEM].numpy(), [10, 12, 13])
+    np.testing.assert_array_equal(out[F.HISTORY_MASK].numpy(), [[1, 0], [0, 0], [1, 1]])
+    assert isinstance(out[GENRES], tf.SparseTensor)
+    dense = tf.sparse.to_dense(out[GENRES], default_value=-1).numpy()
+    np.testing.assert_array_equal(dense, [[3, 4], [-1, -1], [6, -1]])
