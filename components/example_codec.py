@@ -9,21 +9,15 @@ import tensorflow as tf
 from schemas import features as F
 
 
-def encode(
-    row: Mapping[str, object], dtypes: Mapping[str, str], base: tf.train.Example | None = None
-) -> tf.train.Example:
+def encode(row: Mapping[str, object], dtypes: Mapping[str, str]) -> tf.train.Example:
     """Encodes a row dict as a tf.train.Example.
 
     Args:
         row: canonical values (str, int, float or list of str); absent keys
             are written as absent features.
         dtypes: feature name -> F.INT / F.FLOAT / F.STRING / F.STRING_LIST.
-        base: an example to start from (copied): encoding the features many
-            examples share once and adding the rest is much cheaper.
     """
     example = tf.train.Example()
-    if base is not None:
-        example.CopyFrom(base)
     feature = example.features.feature
     for name, value in row.items():
         dtype = dtypes.get(name)
@@ -40,6 +34,37 @@ def encode(
             values.SetInParent()  # an empty list is still a (bytes) feature
             values.value.extend([str(v).encode() for v in value])
     return example
+
+
+def encode_features(row: Mapping[str, object], dtypes: Mapping[str, str]) -> bytes:
+    """The serialized `Features` message of `row` (see `join_features`)."""
+    return encode(row, dtypes).features.SerializeToString()
+
+
+def join_features(*parts: bytes) -> bytes:
+    """A serialized tf.train.Example whose features are the union of the parts'.
+
+    Each part is a serialized `Features` message (`encode_features`) and the parts name
+    disjoint features. A serialized message is a sequence of fields, and `Features` has a
+    single one, the repeated map entry `feature` (field 1); so concatenated parts are one
+    `Features` holding every entry, wrapped here as the Example's field 1. Examples that
+    share features (an event and its sampled negatives share the user and history)
+    encode the shared part once: no copy, no re-encoding.
+    """
+    payload = b"".join(parts)
+    return _EXAMPLE_FEATURES_TAG + _varint(len(payload)) + payload
+
+
+_EXAMPLE_FEATURES_TAG = b"\x0a"  # field 1 (features), wire type 2 (length-delimited)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def decode(example: tf.train.Example | bytes, dtypes: Mapping[str, str]) -> dict:

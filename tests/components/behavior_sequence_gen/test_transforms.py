@@ -124,11 +124,40 @@ def test_graph_without_users_table(tmp_path):
     assert report[S.NOTE_UNKNOWN_USER] == 13 and report["train_examples"] == 8
 
 
-def test_codec_round_trip_and_shared_base():
+def test_codec_round_trip_and_joined_features():
     row = {F.USER_ID: "u", F.TIMESTAMP: 3, F.GENRES: [], F.HISTORY_ITEM_IDS: ["A", ""]}
     example = example_codec.encode(row, F.SEQUENCE_FEATURES)
     assert example.features.feature[F.GENRES].WhichOneof("kind") == "bytes_list"
     assert example_codec.decode(example.SerializeToString(), F.SEQUENCE_FEATURES) == row
-    full = example_codec.encode({F.ITEM_ID: "B", F.LABEL: 0}, F.SEQUENCE_FEATURES, base=example)
-    assert example_codec.decode(full, F.SEQUENCE_FEATURES) == {**row, F.ITEM_ID: "B", F.LABEL: 0}
-    assert F.ITEM_ID not in example.features.feature  # the base is copied, not changed
+    target = {F.ITEM_ID: "B", F.LABEL: 0, F.YEAR: 1999}
+    joined = example_codec.join_features(
+        example_codec.encode_features(row, F.SEQUENCE_FEATURES),
+        example_codec.encode_features(target, F.SEQUENCE_FEATURES),
+    )
+    # The same message as encoding the merged row at once (map entries in any order).
+    assert tf.train.Example.FromString(joined) == example_codec.encode(
+        {**row, **target}, F.SEQUENCE_FEATURES
+    )
+    parsed = tf.io.parse_single_example(
+        joined,
+        {
+            F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+            F.YEAR: tf.io.FixedLenFeature([], tf.int64),
+            F.HISTORY_ITEM_IDS: tf.io.FixedLenFeature([2], tf.string),
+        },
+    )
+    assert parsed[F.YEAR].numpy() == 1999 and list(parsed[F.HISTORY_ITEM_IDS].numpy()) == [b"A", b""]
+
+
+def test_joined_features_of_a_long_payload():
+    """A payload of >= 128 bytes needs a multi-byte length (varint) in the wrapper."""
+    history = [f"item-{i:04d}" for i in range(40)]
+    parts = [
+        example_codec.encode_features({F.HISTORY_ITEM_IDS: history}, F.SEQUENCE_FEATURES),
+        example_codec.encode_features({F.USER_ID: "u" * 300}, F.SEQUENCE_FEATURES),
+    ]
+    example = tf.train.Example.FromString(example_codec.join_features(*parts))
+    assert example_codec.decode(example, F.SEQUENCE_FEATURES) == {
+        F.HISTORY_ITEM_IDS: history,
+        F.USER_ID: "u" * 300,
+    }
