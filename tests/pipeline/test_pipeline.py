@@ -32,9 +32,17 @@ def test_components_and_gating(config):
         "StrictExampleValidator",
         "Transform",
     }
-    transform = next(c for c in pipeline.components if c.id == "Transform")
-    assert "StrictExampleValidator" in {n.id for n in transform.upstream_nodes}
-    assert ids.index("StrictExampleValidator") < ids.index("Transform")
+    by_id = {c.id: c for c in pipeline.components}
+    # Anomalies stop training; validation runs beside Transform, not before it.
+    for trainer in ("retrieval_trainer", "ranking_trainer"):
+        assert "StrictExampleValidator" in {n.id for n in by_id[trainer].upstream_nodes}
+    assert "StrictExampleValidator" not in {n.id for n in by_id["Transform"].upstream_nodes}
+
+
+def test_until_transform_still_validates(config):
+    ids = {c.id for c in create_pipeline(config, until="Transform").components}
+    assert {"StatisticsGen", "StrictExampleValidator", "Transform"} <= ids
+    assert not ids & {"retrieval_trainer", "ranking_trainer"}
 
 
 def test_until_keeps_only_what_is_needed(config):

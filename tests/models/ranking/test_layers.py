@@ -58,6 +58,70 @@ def test_dice_mask_excludes_entries_from_batch_statistics():
     np.testing.assert_allclose(out[:3], dice()(x[:3], training=True), atol=1e-5)
 
 
+def test_dice_training_gradient_by_hand():
+    # One unit, rows x = (-1, 1), eps 0: mean 0, var 1, z = (-1, 1), p = (0.268941, 0.731059).
+    # With two rows, moving either x shifts the mean and the std together so that z stays
+    # (-1, 1): y1 = x1 (alpha + (1 - alpha) p1) has dy1/dx1 = 0.5 + 0.5 * 0.268941
+    # = 0.634471 and dy1/dx2 = 0. dy1/dalpha = x1 (1 - p1) = -0.731059.
+    layer = L.Dice(epsilon=0.0)
+    layer.build(tf.TensorShape([None, 1]))
+    layer.alpha.assign([0.5])
+    x = tf.constant([[-1.0], [1.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y1 = layer(x, training=True)[0, 0]
+    dx, dalpha = tape.gradient(y1, [x, layer.alpha])
+    np.testing.assert_allclose(dx.numpy().ravel(), [0.634471, 0.0], atol=1e-6)
+    np.testing.assert_allclose(dalpha.numpy(), [-0.731059], atol=1e-6)
+
+
+def _dice_by_autodiff(x, mask, alpha, epsilon):
+    """The training forward in plain ops, for TF's autodiff to differentiate."""
+    x2 = tf.reshape(x, [-1, x.shape[-1]])
+    w = tf.reshape(mask, [-1, 1])
+    n = tf.reduce_sum(w)
+    mean = tf.math.divide_no_nan(tf.reduce_sum(w * x2, 0), n)
+    var = tf.math.divide_no_nan(tf.reduce_sum(w * tf.square(x2 - mean), 0), n)
+    p = tf.sigmoid((x2 - mean) * tf.math.rsqrt(var + epsilon))
+    return tf.reshape(x2 * (alpha + (1.0 - alpha) * p), tf.shape(x))
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_dice_fused_gradient_matches_autodiff(masked):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(4, 3, 5, 6)) * 2.0 + 1.0, tf.float32)
+    mask = (rng.random((4, 3, 5)) < 0.6) if masked else np.ones((4, 3, 5))
+    mask = tf.constant(mask, tf.float32)
+    upstream = tf.constant(rng.normal(size=(4, 3, 5, 6)), tf.float32)
+    layer = L.Dice(epsilon=1e-3)
+    layer.build(tf.TensorShape([None, 6]))
+    layer.alpha.assign(rng.uniform(-0.5, 0.8, size=6))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        fused = layer(x, training=True, mask=mask if masked else None)
+        reference = _dice_by_autodiff(x, mask, layer.alpha, 1e-3)
+        loss_fused = tf.reduce_sum(fused * upstream)
+        loss_reference = tf.reduce_sum(reference * upstream)
+    np.testing.assert_allclose(fused, reference, rtol=1e-5, atol=1e-5)
+    for got, want in zip(
+        tape.gradient(loss_fused, [x, layer.alpha]),
+        tape.gradient(loss_reference, [x, layer.alpha]),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_dice_all_masked_batch_has_finite_gradients():
+    layer = L.Dice()
+    x = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(layer(x, training=True, mask=tf.zeros([2])))
+    dx, dalpha = tape.gradient(total, [x, layer.alpha])
+    assert np.isfinite(dx.numpy()).all() and np.isfinite(dalpha.numpy()).all()
+    np.testing.assert_allclose(layer.moving_mean, [0.0, 0.0])  # no valid entry: unchanged
+
+
 def test_prelu():
     layer = L.PReLU(alpha_init=0.1)
     out = layer(tf.constant([[[-2.0, 3.0]]]))  # any rank; one alpha per unit
