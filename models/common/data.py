@@ -35,7 +35,7 @@ def make_dataset(
     Serialized records are shuffled and batched, then each batch is parsed at once:
     one parse_example per batch, never one per example. tf.data's
     make_batched_features_dataset (used before) read ML-100K's 206k training examples
-    in 9-20 s, mostly in its parallel interleave; this pipeline reads and parses them in
+    in 8-20 s, mostly in its parallel interleave; this pipeline reads and parses them in
     ~1 s.
 
     Args:

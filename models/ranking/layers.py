@@ -86,9 +86,11 @@ def _dice_batch(x, w, alpha, epsilon):
         dL/dx = g (alpha + (1 - alpha) p) + s h - (s w / n) (sum h + z sum h z),
         dL/dalpha = sum g x (1 - p),
 
-    (mean and variance are returned for the moving averages, without gradient). The
-    autodiff graph of the same forward took ~20 passes over the activations in
-    training; this takes about half (tests/models/ranking/test_layers.py compares both).
+    (mean and variance are returned for the moving averages, without gradient). Fewer
+    passes over the activations than TF's autodiff of the same forward: with the
+    attention unit's expand_dims, a DIN training step on ML-100K took ~11% less time
+    (medians of 120 steps, three interleaved runs). tests/models/ranking/test_layers.py
+    checks it against autodiff.
     """
     shape = tf.shape(x)
     x2 = tf.reshape(x, [-1, shape[-1]])

@@ -69,7 +69,7 @@ def positive_rows(batch: dict) -> dict:
     """The rows of a parsed batch whose label is 1; sparse features keep their values.
 
     Filtering whole batches, not single examples: `unbatch().filter(...)` cost ~37 us
-    per example (ML-100K: 7.7 of a 10.3 s pass over the training split; 1.1 s now).
+    per example. A shuffled training pass over ML-100K's split took 20.5 s, 2.2-2.6 s now.
     """
     keep = tf.equal(tf.reshape(batch[F.LABEL], [-1]), 1)
     out = {}
