@@ -41,6 +41,7 @@ from tfx.orchestration.portable import (
 )
 from tfx.proto.orchestration import pipeline_pb2
 
+from models.common.memory import release_memory
 from pipeline.config import LOCAL_WORKERS
 
 
@@ -103,15 +104,18 @@ def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> None:
     pipeline = pipeline_pb2.Pipeline.FromString(pipeline_bytes)
     deployment, connection_config = _connection_config(pipeline)
     node = next(n.pipeline_node for n in pipeline.nodes if n.pipeline_node.node_info.id == node_id)
-    _MlmdLockedLauncher(
-        lock_path_for(connection_config),
-        pipeline_node=node,
-        mlmd_connection=metadata.Metadata(connection_config),
-        pipeline_info=pipeline.pipeline_info,
-        pipeline_runtime_spec=pipeline.runtime_spec,
-        executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
-        custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
-    ).launch()
+    try:
+        _MlmdLockedLauncher(
+            lock_path_for(connection_config),
+            pipeline_node=node,
+            mlmd_connection=metadata.Metadata(connection_config),
+            pipeline_info=pipeline.pipeline_info,
+            pipeline_runtime_spec=pipeline.runtime_spec,
+            executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+            custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
+        ).launch()
+    finally:
+        release_memory()  # the worker waits for its next node holding no freed heap
 
 
 def _wait_for_all(ready) -> None:

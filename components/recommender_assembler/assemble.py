@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from components.recommender_assembler.config import AssemblyConfig
+from models.common.memory import release_memory
 from models.serving import canary, export, reference
 from models.serving import contract as C
 from schemas import features as F
@@ -80,6 +81,10 @@ def assemble(
         canary.save_golden(golden, requests, expected, export.is_exact(variant, index))
         jobs.append((target, golden, os.path.join(out_dir, f"canary_{variant}.json")))
         report["variants"][variant] = {"export_s": round(time.time() - start, 1)}
+    # The canary process loads every variant beside this one: this process lets go of
+    # the trainers' models first (the pipeline's peak memory is this moment).
+    del retrieval, ranking
+    release_memory()
     start = time.time()
     logging.info("RecommenderAssembler: canary of %s in a fresh process", list(config.variants))
     verdicts = canary.run_all_in_fresh_process(jobs, config.latency_budget_ms, config.min_overlap)
