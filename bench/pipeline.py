@@ -7,10 +7,12 @@ independent components at once in worker processes (`--workers`, default 2), so
 peak RSS is the largest sum over the whole process tree (sampled every 0.2 s),
 with the same for PSS (shared pages split, not counted per process) and the
 largest single process beside it. CPU seconds over wall seconds
-says how many of the 2 cores the run kept busy. Writes bench/results/pipeline.json
-and pipeline.png.
+says how many of the 2 cores the run kept busy. Each dataset runs `--repeats` times
+(default 3): the run of median wall time is reported, every run's wall time beside it,
+and the peaks are the largest of any run. Writes bench/results/pipeline.json and
+pipeline.png.
 
-    python -m bench.pipeline [--quick] [--ml100k PATH] [--workers N]
+    python -m bench.pipeline [--quick] [--ml100k PATH] [--workers N] [--repeats N]
 """
 
 from __future__ import annotations
@@ -39,30 +41,62 @@ class TreeRss:
     """Samples the resident memory of a process and all its descendants: the sum of
     their RSS (`peak_bytes`; pages shared between them, such as TF's libraries,
     count once per process) and of their PSS (`peak_pss_bytes`; shared pages split
-    between the processes that map them: what the tree takes from the machine)."""
+    between the processes that map them: what the tree takes from the machine).
+    `peak_processes` is what made up the RSS peak, `peak_at_s` when it came."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
         self.peak_bytes = self.peak_pss_bytes = 0
-        self._root, self._every = psutil.Process(pid), every_s
+        self.peak_processes: list[dict] = []
+        self.peak_at_s = 0.0
+        self._root, self._every, self._start = psutil.Process(pid), every_s, time.time()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(self._every):
-            rss = pss = 0
+            rows = []
             try:
                 for p in [self._root, *self._root.children(recursive=True)]:
                     info = p.memory_full_info()
-                    rss, pss = rss + info.rss, pss + info.pss
+                    rows.append((_role(p.cmdline(), p == self._root), info.rss, info.pss))
             except psutil.Error:  # a process ended between listing and reading
                 continue
-            self.peak_bytes = max(self.peak_bytes, rss)
+            rss, pss = sum(r[1] for r in rows), sum(r[2] for r in rows)
+            if rss > self.peak_bytes:
+                self.peak_bytes, self.peak_at_s = rss, round(time.time() - self._start, 1)
+                self.peak_processes = [
+                    {
+                        "process": role,
+                        "rss_gib": round(r / 2**30, 2),
+                        "pss_gib": round(s / 2**30, 2),
+                    }
+                    for role, r, s in sorted(rows, key=lambda row: -row[1])
+                    if r >= 2**26  # 64 MiB: leaves out the launchers and trackers
+                ]
             self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+PEAK_KEYS = ("peak_rss_gib", "peak_pss_gib", "peak_rss_one_process_gib")
+
+
+def _role(cmdline: list[str], root: bool) -> str:
+    """A process of the run, by what it is: the CLI, a runner worker, a Beam worker..."""
+    line = " ".join(cmdline)
+    if root:
+        return "pipeline CLI (runner)"
+    for marker, role in (
+        ("--multiprocessing-fork", "runner worker"),
+        ("sdk_worker_main", "Beam worker"),
+        ("models.serving.canary", "canary"),
+    ):
+        if marker in line:
+            return role
+    return line[-60:]
 
 
 def _children_cpu_s() -> float:
@@ -98,9 +132,26 @@ def run_once(data: str, tag: str, workers: int) -> dict:
         "peak_rss_gib": round(rss.peak_bytes / 2**30, 2),
         "peak_pss_gib": round(rss.peak_pss_bytes / 2**30, 2),
         "peak_rss_one_process_gib": round(peak_kib / 2**20, 2),
+        "peak_at_s": rss.peak_at_s,
+        "peak_processes": rss.peak_processes,
         "components": {k: v["seconds"] for k, v in summary["components"].items()},
         "counts": summary["counts"],
     }
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time (the lower middle of an even count), with every run's
+    wall time beside it and the peaks as the largest of any run (memory must fit in all).
+    """
+    if not runs:
+        raise ValueError("median_run needs at least one run")
+    chosen = sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
+    peaks = {key: max(r[key] for r in runs) for key in PEAK_KEYS}
+    return {**chosen, **peaks, "repeats": len(runs), "wall_s_runs": [r["wall_s"] for r in runs]}
+
+
+def _cell(value) -> str:
+    return "/".join(f"{v:.0f}" for v in value) if isinstance(value, list) else str(value)
 
 
 def plot(results: dict, path: str) -> None:
@@ -136,7 +187,15 @@ def main(argv=None) -> int:
         default="synthetic,ml-100k",
         help="comma-separated subset; the last results of the others are kept",
     )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="cold runs per dataset; the median run is reported (default 3, 1 with --quick)",
+    )
     args = p.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    if repeats < 1:
+        p.error(f"--repeats {repeats}: need at least 1")
     wanted = set(args.datasets.split(","))
     datasets = {"synthetic": "synthetic:small" if args.quick else "synthetic"}
     if os.path.exists(os.path.join(args.ml100k, "u.data")):
@@ -151,11 +210,15 @@ def main(argv=None) -> int:
     for name, data in datasets.items():
         if name not in wanted:
             continue
-        print(f"running the pipeline on {data} (cold) ...", flush=True)
-        before = os.getloadavg()
-        results[name] = run_once(data, name, args.workers)
+        runs = []
+        for i in range(repeats):
+            print(f"running the pipeline on {data} (cold, run {i + 1}/{repeats}) ...", flush=True)
+            before = os.getloadavg()
+            runs.append(run_once(data, name, args.workers))
+            runs[-1]["load_before"] = [round(x, 2) for x in before]
+            print(f"  wall {runs[-1]['wall_s']} s, peak RSS {runs[-1]['peak_rss_gib']} GiB")
+        results[name] = median_run(runs)
         results[name]["measured"] = time.strftime("%Y-%m-%d %H:%M")
-        results[name]["load_before"] = [round(x, 2) for x in before]
     os.makedirs(RESULTS, exist_ok=True)
     with open(path, "w") as f:
         json.dump(results, f, indent=2)
@@ -164,8 +227,9 @@ def main(argv=None) -> int:
     print(f"\n{'component':<30}" + "".join(f"{n:>14}" for n in results))
     for c in comps:
         print(f"{c:<30}" + "".join(f"{r['components'].get(c, 0):>14.1f}" for r in results.values()))
-    for key in ("wall_s", "cpu_s", "cores_busy", "peak_rss_gib", "peak_pss_gib"):
-        print(f"{key:<30}" + "".join(f"{r.get(key, '-'):>14}" for r in results.values()))
+    for key in ("wall_s", "wall_s_runs", "cpu_s", "cores_busy", "peak_rss_gib", "peak_pss_gib"):
+        cells = (r.get(key, "-") for r in results.values())
+        print(f"{key:<30}" + "".join(f"{_cell(v):>14}" for v in cells))
     return 0
 
 

@@ -3,7 +3,9 @@
 import subprocess
 import sys
 
-from bench.pipeline import TreeRss
+import pytest
+
+from bench.pipeline import TreeRss, median_run
 
 HOLD = (
     "import time; block = bytearray({mib} << 20); "
@@ -21,3 +23,31 @@ def test_tree_rss_sums_the_children_of_the_watched_process():
     assert rss.peak_bytes > 2 * 150 * 2**20  # both children, though neither is the shell
     assert rss.peak_bytes < 2 * 150 * 2**20 + 200 * 2**20  # and not wildly more
     assert 2 * 150 * 2**20 < rss.peak_pss_bytes <= rss.peak_bytes  # private pages: in PSS too
+    # What made up the peak: the two children (the shell is too small to be listed).
+    assert [p["rss_gib"] >= 150 / 1024 for p in rss.peak_processes] == [True, True]
+    assert all(p["process"].endswith("time.sleep(3)") for p in rss.peak_processes)
+    assert 0 < rss.peak_at_s < 10
+
+
+def _run(wall, rss, tag):
+    return {
+        "wall_s": wall,
+        "peak_rss_gib": rss,
+        "peak_pss_gib": rss - 1,
+        "peak_rss_one_process_gib": rss / 4,
+        "components": {"Transform": tag},
+    }
+
+
+def test_median_run_reports_the_middle_run_and_the_largest_peaks():
+    runs = [_run(330.0, 3.5, 1.0), _run(265.0, 3.9, 2.0), _run(300.0, 3.7, 3.0)]
+    result = median_run(runs)
+    assert result["wall_s"] == 300.0 and result["components"] == {"Transform": 3.0}
+    assert result["wall_s_runs"] == [330.0, 265.0, 300.0] and result["repeats"] == 3
+    assert result["peak_rss_gib"] == 3.9 and result["peak_pss_gib"] == 2.9
+    assert result["peak_rss_one_process_gib"] == 3.9 / 4
+    # An even count takes the lower middle run; one run is itself.
+    assert median_run(runs[:2])["wall_s"] == 265.0
+    assert median_run(runs[:1])["wall_s_runs"] == [330.0]
+    with pytest.raises(ValueError, match="at least one run"):
+        median_run([])
