@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from models.common.memory import release_memory
 from models.serving import contract as C
 from schemas import features as F
 
@@ -231,6 +232,7 @@ def main(argv=None) -> int:
         with open(out + ".tmp", "w") as f:
             json.dump(verdict, f, indent=2)
         os.replace(out + ".tmp", out)
+        release_memory()  # the next model loads into the pages this one freed
     return 0
 
 
