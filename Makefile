@@ -32,7 +32,7 @@ help:
 	@echo "make run-beam       the same pipeline with BeamDagRunner (2 worker processes)"
 	@echo "make run-movielens  the pipeline on MovieLens-100K from ML100K=$(ML100K)"
 	@echo "make lint           ruff"
-	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS (QUICK=1: smaller)"
+	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS; median of 3 runs (QUICK=1: 1 small run)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
 	@echo "make bench-index    B3: ScaNN vs exact search at 10k/100k/1M items (QUICK=1: 10k, 100k)"
