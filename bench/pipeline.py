@@ -155,21 +155,30 @@ def _cell(value) -> str:
 
 
 def plot(results: dict, path: str) -> None:
-    """Stacked bars: seconds per component for each dataset."""
+    """Stacked bars of seconds per component for each dataset, one colour per component
+    in every row, and each run's wall time marked: components that ran side by side sum
+    to more than the wall."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3 + 0.4 * len(results)))
+    comps = list(dict.fromkeys(c for r in results.values() for c in r["components"]))
+    palette = plt.get_cmap("tab20").colors
+    colour = {c: palette[i % len(palette)] for i, c in enumerate(comps)}
+    fig, ax = plt.subplots(figsize=(11, 2.5 + 0.6 * len(results)))
     for row, r in enumerate(results.values()):
         left = 0.0
-        for comp, secs in r["components"].items():
-            ax.barh(row, secs, left=left, label=comp if row == 0 else None)
+        for comp in comps:
+            secs = r["components"].get(comp, 0.0)
+            ax.barh(row, secs, left=left, color=colour[comp], label=comp if row == 0 else None)
             left += secs
+        wall = r["wall_s"]
+        ax.plot([wall, wall], [row - 0.45, row + 0.45], color="black", linewidth=2)
+        ax.annotate(f"wall {wall:.0f} s", (wall, row + 0.45), fontsize=8, ha="center", va="bottom")
     ax.set_yticks(range(len(results)), list(results))
-    ax.set_xlabel("seconds (cold run, per component)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.set_xlabel("seconds per component (cold run; the black mark is the run's wall time)")
+    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
