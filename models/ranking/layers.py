@@ -101,7 +101,8 @@ def _dice_batch(x, w, alpha, epsilon):
     scale = tf.math.rsqrt(variance + epsilon)
     z = centred * scale
     p = tf.sigmoid(z)
-    y = tf.reshape(x2 * (alpha + (1.0 - alpha) * p), shape)
+    gate = alpha + (1.0 - alpha) * p  # dy/dx at fixed statistics; the backward reuses it
+    y = tf.reshape(x2 * gate, shape)
 
     def grad(dy, dmean, dvariance):
         del dmean, dvariance  # the moving averages are not differentiated
@@ -110,7 +111,7 @@ def _dice_batch(x, w, alpha, epsilon):
         h = gx * ((1.0 - alpha) * p * (1.0 - p))
         per_unit = tf.math.divide_no_nan(scale, n)
         correction = w * per_unit * (tf.reduce_sum(h, 0) + z * tf.reduce_sum(h * z, 0))
-        dx = g * (alpha + (1.0 - alpha) * p) + scale * h - correction
+        dx = g * gate + scale * h - correction
         dalpha = tf.reduce_sum(gx * (1.0 - p), 0)
         return tf.reshape(dx, shape), None, dalpha, None
 
