@@ -87,8 +87,8 @@ class ServedModels:
 
         from components.recommender_assembler.executor import read_catalog
         from components.retrieval_evaluator import executor as X
-        from components.scann_index_builder import index as index_lib
-        from components.scann_index_builder.params import IndexConfig, choose_params
+        from models.search import index as index_lib
+        from models.search.params import IndexConfig, choose_params
         from models.serving.export import export_variant
 
         retrieval_dir = self.retrieval_dir(split)

@@ -14,7 +14,7 @@ single-threaded executor rejects.
 
 Batch limit: an export may state `max_batch` in assets.extra/export.json, the largest batch
 its graph runs within its memory budget (the serving model's searcher has no in-graph
-chunking loop, see components/scann_index_builder/search.py). A larger request is run in
+chunking loop, see models/search/searchers.py). A larger request is run in
 slices of that size and the outputs concatenated, so it is answered, not refused.
 """
 

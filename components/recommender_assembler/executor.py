@@ -44,7 +44,7 @@ class Executor(base_executor.BaseExecutor):
     """Exports the combined model's variants and blesses them when every canary passes."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
-        from components.scann_index_builder import index as index_lib
+        from models.search import index as index_lib
 
         config = config_from_json(exec_properties["config"])
         single = artifact_utils.get_single_instance

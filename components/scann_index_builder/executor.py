@@ -16,8 +16,8 @@ from tfx.utils import path_utils
 
 from components.retrieval_evaluator import executor as retrieval
 from components.scann_index_builder import evaluate
-from components.scann_index_builder import index as I
-from components.scann_index_builder.params import IndexConfig
+from models.search import index as I
+from models.search.params import IndexConfig
 from schemas import features as F
 
 

@@ -135,7 +135,7 @@ def parts(assembled):
     from tfx.types import standard_artifacts
 
     from components.recommender_assembler.executor import read_catalog
-    from components.scann_index_builder.index import load_index
+    from models.search.index import load_index
 
     _, dirs = assembled
     with open(os.path.join(dirs["portable"], C.ASSETS_EXTRA, C.EXPORT_INFO)) as f:
@@ -153,7 +153,7 @@ def parts(assembled):
 
 
 def test_the_served_graph_has_no_control_flow_and_states_its_batch_limit(assembled, parts):
-    from components.scann_index_builder.search import SCORE_BUDGET
+    from models.search.searchers import SCORE_BUDGET
     from serving import servable as S
 
     meta = parts["meta"]

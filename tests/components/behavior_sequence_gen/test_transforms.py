@@ -146,7 +146,10 @@ def test_codec_round_trip_and_joined_features():
             F.HISTORY_ITEM_IDS: tf.io.FixedLenFeature([2], tf.string),
         },
     )
-    assert parsed[F.YEAR].numpy() == 1999 and list(parsed[F.HISTORY_ITEM_IDS].numpy()) == [b"A", b""]
+    assert parsed[F.YEAR].numpy() == 1999 and list(parsed[F.HISTORY_ITEM_IDS].numpy()) == [
+        b"A",
+        b"",
+    ]
 
 
 def test_joined_features_of_a_long_payload():

@@ -14,8 +14,8 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.retrieval_evaluator import executor as R
 from components.scann_index_builder import component
-from components.scann_index_builder import index as I
-from components.scann_index_builder.params import IndexConfig
+from models.search import index as I
+from models.search.params import IndexConfig
 from schemas import features as F
 from schemas import serving
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.scann_index_builder.search import ExactSearcher
+from models.search.searchers import ExactSearcher
 from models.serving import contract as C
 from models.serving import reference
 from models.serving.recommender import (

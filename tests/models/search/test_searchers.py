@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from bench.index import clustered
-from components.scann_index_builder import index as I
-from components.scann_index_builder import search as S
-from components.scann_index_builder.evaluate import search_all
-from components.scann_index_builder.params import IndexConfig, choose_params
+from models.search import index as I
+from models.search import searchers as S
+from models.search.params import IndexConfig, choose_params
+from models.search.searchers import search_all
 
 ITEMS = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
 
