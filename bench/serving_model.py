@@ -25,10 +25,11 @@ import shutil
 import numpy as np
 
 from schemas import features as F
+from schemas.serving import VARIANTS, served_model_name
 
 BENCH_PREFIX = "bench-"
 NOISE = 0.3  # noise norm relative to the parent embedding's norm
-VARIANT_DIRS = {"portable": "recommender", "scann": "recommender_scann"}
+VARIANT_DIRS = {v: served_model_name("recommender", v) for v in VARIANTS}
 COST_FILE = "cost.json"
 # Bumped when the exported graph changes, so that a cached export is rebuilt, not measured.
 # 2: searchers without in-graph chunking, history filter on catalog rows, max_batch.
@@ -155,7 +156,7 @@ def pipeline_inputs(pipeline_root: str) -> dict:
 
 def read_real_catalog(inputs: dict):
     """(catalog arrays [V] in index order, embeddings [V, D]) of the run's real items."""
-    from components.retrieval_evaluator.executor import read_columns
+    from models.common.examples import read_columns
     from models.search.index import load_index
     from models.serving.export import catalog_in_index_order
 

@@ -12,12 +12,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.recommender_assembler.assemble import AssemblyConfig, assemble
-from components.retrieval_evaluator.executor import (
-    CATALOG_SPLIT,
-    load_eval_data,
-    read_columns,
-    split_pattern,
-)
+from models.common.examples import CATALOG_SPLIT, load_eval_data, read_columns, split_pattern
 from schemas import features as F
 
 REPORT_FILE = "assembly.json"  # in the model artifact: what summary and showcase read

@@ -21,10 +21,10 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from components.recommender_assembler.config import PORTABLE, SCANN, VARIANTS
-from models.serving import contract as C
 from models.serving.recommender import Recommender
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import PORTABLE, SCANN, VARIANTS
 
 # Extra items searched so that N remain after removing the request's seen items: a
 # history with more than this many items in the top N + margin leaves fewer than N.

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from models.serving import canary, reference
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 pytestmark = pytest.mark.e2e
 
@@ -210,7 +210,7 @@ def test_tf_examples_give_the_same_answers(golden, portable):
             key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[golden[key][row]]))
             if golden[key].dtype == object
             else tf.train.Feature(int64_list=tf.train.Int64List(value=[golden[key][row]]))
-            for key in C.EXAMPLE_DEFAULTS
+            for key in C.REQUEST_DEFAULTS
         }
         history = [h for h in golden[F.HISTORY_ITEM_IDS][row] if h]
         feature[F.HISTORY_ITEM_IDS] = tf.train.Feature(bytes_list=tf.train.BytesList(value=history))

@@ -7,9 +7,9 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
-from components import example_codec
 from components.behavior_sequence_gen import sequences as S
 from components.behavior_sequence_gen import transforms
+from models.common import example_codec
 from schemas import features as F
 
 from .test_sequences import ITEMS, THREE_USERS
