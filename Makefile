@@ -115,11 +115,11 @@ SIGNATURE ?= serving_default
 QUERY_USER := $(if $(filter command line,$(origin USER)),$(USER),1)
 
 serve: setup
-	$(PY) -m serving.server --host $(HOST) --port $(PORT) --rest-port $(REST_PORT) \
+	$(PY) -m serving --host $(HOST) --port $(PORT) --rest-port $(REST_PORT) \
 	  --model-name $(MODEL_NAME) --model-base-path $(MODEL_BASE_PATH) $(SERVE_FLAGS)
 
 query: setup
-	$(PY) -m serving.client query --host $(HOST) --port $(PORT) --model-name $(MODEL_NAME) \
+	$(PY) -m serving query --host $(HOST) --port $(PORT) --model-name $(MODEL_NAME) \
 	  --model-base-path $(MODEL_BASE_PATH) --user $(QUERY_USER) --history $(HISTORY) -k $(K) \
 	  --signature $(SIGNATURE) $(if $(JSON),--json,)
 

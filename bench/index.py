@@ -132,7 +132,7 @@ def _batched_qps(searcher, queries: np.ndarray, repeats: int = 3) -> float:
     searcher's max_batch, if smaller)."""
     import tensorflow as tf
 
-    from components.scann_index_builder.search import chunks
+    from models.search.searchers import chunks
 
     batches = chunks(queries, min(BATCH, searcher.max_batch))
     if not isinstance(searcher, _Pybind):
@@ -145,8 +145,8 @@ def _batched_qps(searcher, queries: np.ndarray, repeats: int = 3) -> float:
 def run_size(num_items: int, num_queries: int, bandwidth: float) -> dict:
     """Builds the index for N items and measures every searcher; returns the N's row."""
     from components.scann_index_builder import evaluate
-    from components.scann_index_builder import index as I
-    from components.scann_index_builder.params import choose_params
+    from models.search import index as I
+    from models.search.params import choose_params
 
     items, queries = clustered(num_items, num_queries=num_queries)
     params = choose_params(num_items)

@@ -62,7 +62,7 @@ def build_splits(root: str, seq_cfg, out_dir: str):
 
     from bench import retrieval_data as D
     from bench import retrieval_systems as S
-    from components.retrieval_evaluator import executor as X
+    from models.common import examples as X
     from schemas import features as F
 
     arts = D.Artifacts.locate(root)

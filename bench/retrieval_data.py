@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import example_codec
 from components.behavior_sequence_gen import sequences as S
+from models.common import example_codec
 from schemas import features as F
 
 TRAIN, EVAL = S.TRAIN, S.EVAL

@@ -20,8 +20,8 @@ import numpy as np
 
 from bench import retrieval_data as D
 from bench import retrieval_systems as S
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 BATCH = 128
 
@@ -86,15 +86,15 @@ class ServedModels:
         import tensorflow as tf
 
         from components.recommender_assembler.executor import read_catalog
-        from components.retrieval_evaluator import executor as X
-        from components.scann_index_builder import index as index_lib
-        from components.scann_index_builder.params import IndexConfig, choose_params
+        from models.common import examples as X
+        from models.search import index as index_lib
+        from models.search.params import IndexConfig, choose_params
         from models.serving.export import export_variant
 
         retrieval_dir = self.retrieval_dir(split)
         ranking_dir, info = self.ranking_dir(split)
         loaded = tf.saved_model.load(retrieval_dir)
-        items = X.embed(loaded.signatures[X.CANDIDATE_SIGNATURE], split.data.candidates, 256)
+        items = X.embed(loaded.signatures[C.CANDIDATE_SIGNATURE], split.data.candidates, 256)
         ids = split.data.candidates[F.ITEM_ID]
         # served_scann forces ScaNN on a small catalog (exact_below=0) so the row measures it.
         config = IndexConfig(exact_below=0) if variant == "scann" else None

@@ -2,7 +2,7 @@
 
 A `Split` holds one evaluation split (the pipeline's test split, or the
 validation split cut from its training events): the queries with their targets
-and exclusions (`components.retrieval_evaluator.executor.EvalData`), the
+and exclusions (`models.common.examples.EvalData`), the
 interactions before each target, and the transformed files a trainer reads.
 `evaluate_top` turns any system's top lists into the B1 metrics, so adding a
 system (e.g. the served model, which returns item ids) is one function:
@@ -20,9 +20,11 @@ import numpy as np
 
 from bench import baselines
 from bench import retrieval_data as D
-from components.retrieval_evaluator import executor as X
+from components.retrieval_evaluator import executor as RE
 from components.retrieval_evaluator import metrics as M
+from models.common import examples as X
 from schemas import features as F
+from schemas import serving as SV
 
 TOP_K = M.CURVE_MAX_K  # 100
 EASE_LAMBDAS = (50.0, 100.0, 200.0, 350.0, 500.0, 1000.0, 2000.0)
@@ -214,9 +216,9 @@ def two_tower(config, transform_graph: str, work_dir: str) -> System:
         wall = time.perf_counter() - start
         loaded = tf.saved_model.load(args.serving_model_dir)
         data = split.data
-        items = X.embed(loaded.signatures[X.CANDIDATE_SIGNATURE], data.candidates, 256)
-        query = X.embed(loaded.signatures[X.QUERY_SIGNATURE], data.queries, 256)
-        official = X.evaluate_model(os.path.dirname(args.serving_model_dir), data)
+        items = X.embed(loaded.signatures[SV.CANDIDATE_SIGNATURE], data.candidates, 256)
+        query = X.embed(loaded.signatures[SV.QUERY_SIGNATURE], data.queries, 256)
+        official = RE.evaluate_model(os.path.dirname(args.serving_model_dir), data)
         summary = trainer_summary(args.model_run_dir)
         extras = {
             "trainer_wall_s": wall,

@@ -20,6 +20,7 @@ from collections import Counter
 import numpy as np
 
 from schemas import features as F
+from schemas.serving import ITEM_IDS, SERVING_DEFAULT
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_NAME = "recommender"
@@ -58,7 +59,7 @@ def make_requests(item_ids: list[str], count: int, seed: int = 0) -> list:
         history = rng.choice(len(item_ids), size=F.HISTORY_LENGTH, replace=False)
         request = predict_pb2.PredictRequest()
         request.model_spec.name = MODEL_NAME
-        request.model_spec.signature_name = "serving_default"
+        request.model_spec.signature_name = SERVING_DEFAULT
         fields = {
             F.USER_ID: (np.array([f"bench-user-{rng.integers(1 << 20)}"]), "string"),
             F.AGE: (np.array([rng.integers(18, 70)]), "int64"),
@@ -82,7 +83,7 @@ def read_item_ids(model_dir: str) -> list[str]:
 
 def answer_ok(response) -> bool:
     """A full answer: K item ids, none empty."""
-    ids = response.outputs["item_ids"].string_val
+    ids = response.outputs[ITEM_IDS].string_val
     return len(ids) == K and all(ids)
 
 
@@ -224,7 +225,7 @@ def run_in_process(model_dir: str, requests: list, count: int) -> dict[str, list
         for a in arrays[:50]
     ]
     calls = {
-        "serving_default": arrays,
+        SERVING_DEFAULT: arrays,
         "retrieve": arrays,
         "rank": ranked,
     }
@@ -271,7 +272,7 @@ def _capacity_main(model_dir: str, count: int, repeats: int) -> dict:
     per_thread = max(1, count // CAPACITY_THREADS)
 
     def work(servable, offset):
-        signature = servable.signatures["serving_default"]
+        signature = servable.signatures[SERVING_DEFAULT]
         for i in range(per_thread):
             servable.run(signature, requests[(i + offset) % len(requests)])
 

@@ -25,10 +25,11 @@ import shutil
 import numpy as np
 
 from schemas import features as F
+from schemas.serving import VARIANTS, served_model_name
 
 BENCH_PREFIX = "bench-"
 NOISE = 0.3  # noise norm relative to the parent embedding's norm
-VARIANT_DIRS = {"portable": "recommender", "scann": "recommender_scann"}
+VARIANT_DIRS = {v: served_model_name("recommender", v) for v in VARIANTS}
 COST_FILE = "cost.json"
 # Bumped when the exported graph changes, so that a cached export is rebuilt, not measured.
 # 2: searchers without in-graph chunking, history filter on catalog rows, max_batch.
@@ -99,7 +100,7 @@ def noisy_copies(embeddings: np.ndarray, count: int, rng) -> np.ndarray:
 
 def search_bytes(index, depth: int, variant: str) -> int:
     """Bytes of float32 item vectors the searcher reads per query (leaves or all N x D)."""
-    from components.scann_index_builder import search
+    from models.search import index as search
 
     dim = index.embeddings.shape[1]
     if variant == "portable":
@@ -155,8 +156,8 @@ def pipeline_inputs(pipeline_root: str) -> dict:
 
 def read_real_catalog(inputs: dict):
     """(catalog arrays [V] in index order, embeddings [V, D]) of the run's real items."""
-    from components.retrieval_evaluator.executor import read_columns
-    from components.scann_index_builder.index import load_index
+    from models.common.examples import read_columns
+    from models.search.index import load_index
     from models.serving.export import catalog_in_index_order
 
     columns = read_columns(
@@ -179,8 +180,8 @@ def build_models(base: str, n: int, pipeline_root: str, seed: int = 0) -> dict:
     Returns:
         {"dirs": variant -> model base path, "cost": per-request cost estimates}.
     """
-    from components.scann_index_builder.index import build_index
-    from components.scann_index_builder.params import choose_params
+    from models.search.index import build_index
+    from models.search.params import choose_params
     from models.serving.export import export_variant, search_depth
 
     dirs = model_dirs(base, n)

@@ -21,6 +21,7 @@ from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTO
 from models.retrieval.config import LOSSES, RetrievalConfig
 from pipeline import config as C
 from pipeline import kfp_cli
+from schemas.serving import PORTABLE
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m pipeline",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every TF/absl log line and warning (python -m pipeline reads it anywhere "
+        "on the command line, before TF is imported)",
     )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pipeline and print a summary")
@@ -199,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if result.get("push", {}).get("pushed"):
         from pipeline import showcase
 
-        base = os.path.dirname(result["push"]["destinations"]["portable"])
+        base = os.path.dirname(result["push"]["destinations"][PORTABLE])
         print("\n" + showcase.show(base, result["assembly"]["uri"]))
         print(f"\nServe it: make serve MODEL_BASE_PATH={base}")
     return 0

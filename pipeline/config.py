@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from components.behavior_sequence_gen.sequences import SequenceConfig
 from components.recommender_assembler.config import AssemblyConfig
 from components.retrieval_evaluator.metrics import BlessingConfig
-from components.scann_index_builder.params import IndexConfig
 from components.table_gen import formats
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
+from models.search.params import IndexConfig
 from schemas import features as F
 
 SYNTHETIC = "synthetic"  # generated CSV tables, in spans

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tfx import v1 as tfx
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
@@ -24,8 +26,8 @@ from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
 from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from pipeline.config import PipelineConfig
-from pipeline.schema import SCHEMA_PATH
 from schemas import features as F
+from schemas.schema import schema_file
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
@@ -95,7 +97,10 @@ def _data_stages(config: PipelineConfig) -> dict:
     if config.sequence_beam_args:
         sequences.with_beam_pipeline_args(list(config.sequence_beam_args))
     statistics = tfx.components.StatisticsGen(examples=sequences.outputs["examples"])
-    schema = tfx.components.ImportSchemaGen(schema_file=SCHEMA_PATH)
+    # The curated schema, its history features shaped for the run's history length.
+    schema_dir = os.path.join(config.pipeline_root, "schema")
+    path = schema_file(config.sequences.history_length, schema_dir)
+    schema = tfx.components.ImportSchemaGen(schema_file=path)
     validator = StrictExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"]
     )

@@ -8,9 +8,9 @@ import os
 import numpy as np
 
 from components.versioned_pusher import push
-from models.serving import contract as C
 from models.serving import export
 from schemas import features as F
+from schemas import serving as C
 
 GOLDEN = "canary_portable.npz"  # the assembler's golden requests (real eval users first)
 

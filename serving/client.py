@@ -28,10 +28,10 @@ from tensorflow_serving.apis import (
 )
 
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import FINAL_SCORES, ITEM_IDS, RETRIEVAL_SCORES, SCORES
 
-ITEMS_TSV = os.path.join("assets.extra", "items.tsv")
-ITEM_IDS, SCORES, RETRIEVAL_SCORES = "item_ids", "scores", "retrieval_scores"
-FINAL_SCORES = "final_scores"  # the order of item_ids (models/serving/contract.py)
+ITEMS_TSV = os.path.join(C.ASSETS_EXTRA, C.ITEMS_TSV)
 
 
 def load_catalog(path: str) -> dict:
@@ -192,7 +192,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     q.add_argument("--model-name", default="recommender")
     q.add_argument("--model-base-path", default=".work/serving/recommender")
     q.add_argument("--version", type=int, help="a specific version (default: the latest)")
-    q.add_argument("--signature", default="serving_default")
+    q.add_argument("--signature", default=C.SERVING_DEFAULT)
     q.add_argument("--user", required=True)
     q.add_argument("--history", nargs="*", default=[], help="item ids, oldest first")
     q.add_argument("--candidates", nargs="*", default=[], help="item ids for --signature rank")
@@ -205,7 +205,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.add_argument("--timeout", type=float, default=10.0)
     args = p.parse_args(argv)
-    if args.signature == "rank" and not args.candidates:
+    if args.signature == C.RANK and not args.candidates:
         p.error("--signature rank needs --candidates")
     return args
 

@@ -14,7 +14,7 @@ single-threaded executor rejects.
 
 Batch limit: an export may state `max_batch` in assets.extra/export.json, the largest batch
 its graph runs within its memory budget (the serving model's searcher has no in-graph
-chunking loop, see components/scann_index_builder/search.py). A larger request is run in
+chunking loop, see models/search/searchers.py). A larger request is run in
 slices of that size and the outputs concatenated, so it is answered, not refused.
 """
 
@@ -34,6 +34,7 @@ from tensorflow.python.eager.polymorphic_function import concrete_function
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
+from schemas import serving as contract
 from serving import errors
 from serving.tensors import TensorSig, batch_size
 
@@ -41,10 +42,10 @@ log = logging.getLogger(__name__)
 
 SCANN_OP_PREFIX = "Scann>"
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = os.path.join(contract.ASSETS_EXTRA, contract.WARMUP_FILE)
 MAX_WARMUP_RECORDS = 1000  # as TF Serving
-DEFAULT_SIGNATURE = "serving_default"
-EXPORT_INFO_FILE = os.path.join("assets.extra", "export.json")
+DEFAULT_SIGNATURE = contract.SERVING_DEFAULT
+EXPORT_INFO_FILE = os.path.join(contract.ASSETS_EXTRA, contract.EXPORT_INFO)
 MAX_BATCH_KEY = "max_batch"
 # --tf-executor choices: AUTO picks the single-threaded executor where the graph allows it.
 AUTO, DEFAULT = "auto", "default"

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 
-from components import example_codec
 from components.behavior_sequence_gen import sequences as S
+from models.common import example_codec
 from schemas import features as F
 
 SPLIT_TRAIN, SPLIT_EVAL, SPLIT_CATALOG = S.TRAIN, S.EVAL, "catalog"

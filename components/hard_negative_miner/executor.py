@@ -24,10 +24,10 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.hard_negative_miner import mining
-from components.retrieval_evaluator import executor as retrieval_io
-from models.ranking.export import SCORE_CANDIDATES, SCORES
+from models.common import examples as retrieval_io
 from models.retrieval.export import ITEM_EMBEDDINGS_FILE
 from schemas import features as F
+from schemas.serving import CANDIDATE_SIGNATURE, QUERY_SIGNATURE, SCORE_CANDIDATES, SCORES
 
 _NP = {F.INT: np.int64, F.STRING: object, F.STRING_LIST: object}
 _CANDIDATE_INPUTS = (F.ITEM_ID, F.PRIMARY_GENRE, F.YEAR)  # the ranker's per-candidate inputs
@@ -50,13 +50,6 @@ class MiningData:
     exclude: list[np.ndarray]
     item_ids: list[str]
     candidates: dict[str, np.ndarray]
-
-
-def _pad(lists: list[list[bytes]]) -> np.ndarray:
-    """[n, longest] object array of bytes, padded with F.PAD."""
-    width = max([1] + [len(x) for x in lists])
-    pad = F.PAD.encode()
-    return np.array([list(x) + [pad] * (width - len(x)) for x in lists], dtype=object)
 
 
 def load_mining_data(examples, catalog, split: str = "train") -> MiningData:
@@ -91,12 +84,13 @@ def load_mining_data(examples, catalog, split: str = "train") -> MiningData:
     for n in retrieval_io.QUERY_FEATURES:
         picked = [cols[n][r] for r in rows]
         queries[n] = (
-            _pad(picked)
+            retrieval_io.pad(picked)
             if n in F.FIXED_LENGTH_LISTS
             else np.array(picked, _NP[F.SEQUENCE_FEATURES[n]])
         )
+    pad, dtypes = retrieval_io.pad, F.CATALOG_FEATURES
     candidates = {
-        n: _pad(items[n]) if n == F.GENRES else np.array(items[n], _NP[F.CATALOG_FEATURES[n]])
+        n: pad(items[n]) if n == F.GENRES else np.array(items[n], _NP[dtypes[n]])
         for n in retrieval_io.CANDIDATE_FEATURES
     }
     users = [cols[F.USER_ID][r] for r in rows]
@@ -121,7 +115,7 @@ def item_embeddings(model_uri: str, loaded, data: MiningData, batch_size: int) -
             known = dict(zip(ids, npz["embeddings"], strict=True))
     missing = [i for i, item in enumerate(data.item_ids) if item not in known]
     if missing:
-        signature = _signature(loaded, retrieval_io.CANDIDATE_SIGNATURE, model_uri)
+        signature = _signature(loaded, CANDIDATE_SIGNATURE, model_uri)
         subset = {n: v[missing] for n, v in data.candidates.items()}
         computed = retrieval_io.embed(signature, subset, batch_size)
         known.update({data.item_ids[i]: v for i, v in zip(missing, computed, strict=True)})
@@ -158,7 +152,7 @@ def mine(retrieval_uri: str, ranking_uri: str, data: MiningData, cfg: mining.Min
     ranker = tf.saved_model.load(path_utils.serving_model_path(ranking_uri))
     score = _signature(ranker, SCORE_CANDIDATES, ranking_uri)
     items = item_embeddings(retrieval_uri, retrieval, data, cfg.batch_size)
-    query_signature = _signature(retrieval, retrieval_io.QUERY_SIGNATURE, retrieval_uri)
+    query_signature = _signature(retrieval, QUERY_SIGNATURE, retrieval_uri)
     query = retrieval_io.embed(query_signature, data.queries, cfg.batch_size)
     rows: list[list[int]] = []
     for start in range(0, len(data.users), cfg.batch_size):

@@ -19,8 +19,8 @@ from absl import logging
 from components.recommender_assembler.config import AssemblyConfig
 from models.common.memory import release_memory
 from models.serving import canary, export, reference
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 
 def assemble(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-PORTABLE, SCANN = "portable", "scann"  # the serving variants (models.serving.export)
-VARIANTS = (PORTABLE, SCANN)
+from schemas.serving import PORTABLE, SCANN, VARIANTS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,12 +12,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.recommender_assembler.assemble import AssemblyConfig, assemble
-from components.retrieval_evaluator.executor import (
-    CATALOG_SPLIT,
-    load_eval_data,
-    read_columns,
-    split_pattern,
-)
+from models.common.examples import CATALOG_SPLIT, load_eval_data, read_columns, split_pattern
 from schemas import features as F
 
 REPORT_FILE = "assembly.json"  # in the model artifact: what summary and showcase read
@@ -44,7 +39,7 @@ class Executor(base_executor.BaseExecutor):
     """Exports the combined model's variants and blesses them when every canary passes."""
 
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
-        from components.scann_index_builder import index as index_lib
+        from models.search import index as index_lib
 
         config = config_from_json(exec_properties["config"])
         single = artifact_utils.get_single_instance

@@ -10,7 +10,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.scann_index_builder import executor
-from components.scann_index_builder.params import IndexConfig
+from models.search.params import IndexConfig
 
 
 class ItemIndex(types.Artifact):

@@ -1,4 +1,5 @@
-"""Recall of the index's searchers against exact search, their latency, the blessing."""
+"""Recall of the index's searchers (models/search) against exact search, their latency,
+the blessing."""
 
 from __future__ import annotations
 
@@ -9,15 +10,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from components.scann_index_builder import index as I
-from components.scann_index_builder.index import Index
-from components.scann_index_builder.params import IndexConfig, choose_params
-from components.scann_index_builder.search import (
-    ExactSearcher,
-    chunks,
-    portable_searcher,
-    scann_searcher,
-)
+from models.search import index as I
+from models.search.index import Index, portable_searcher, scann_searcher
+from models.search.params import IndexConfig, choose_params
+from models.search.searchers import ExactSearcher, search_all
 
 SEARCHERS = ("scann", "portable", "exact")
 
@@ -29,14 +25,6 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
     pairs = zip(approx, exact, strict=True)
     hits = [len(set(a.tolist()) & set(e.tolist())) / len(e) for a, e in pairs]
     return float(np.mean(hits))
-
-
-def search_all(searcher, queries: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Indices [Q, k] of searcher.search over queries [Q, D], in batches of at most
-    batch_size and the searcher's max_batch."""
-    size = min(batch_size, searcher.max_batch)
-    out = [np.asarray(searcher.search(tf.constant(c))[0]) for c in chunks(queries, size)]
-    return np.concatenate(out) if out else np.zeros((0, searcher.k), np.int32)
 
 
 def latency(searcher, queries: np.ndarray, single: int = 200, batch_size: int = 256) -> dict:

@@ -1,8 +1,8 @@
 """ScannIndexBuilder executor: embeds the catalog and eval queries, builds, measures, blesses.
 
-Data loading and embedding are RetrievalEvaluator's (`load_eval_data`,
-`embed`); parameters, building, searching and measuring are in `params`,
-`index` and `evaluate`. This module only reads artifacts and writes them.
+Data loading and embedding are `models/common/examples.py`'s (`load_eval_data`,
+`embed`); parameters, building and searching are the search layer's (`models/search/`),
+measuring is `evaluate`'s. This module only reads artifacts and writes them.
 """
 
 from __future__ import annotations
@@ -14,28 +14,26 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components.retrieval_evaluator import executor as retrieval
+from components.blessing import write_blessing
 from components.scann_index_builder import evaluate
-from components.scann_index_builder import index as I
-from components.scann_index_builder.params import IndexConfig
+from models.common import examples as retrieval
+from models.search import index as I
+from models.search.params import IndexConfig
 from schemas import features as F
+from schemas.serving import CANDIDATE_SIGNATURE, QUERY_SIGNATURE
 
 
 def embed_model(model_uri: str, data, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(items [N, D], queries [Q, D]) embedded by the model's two signatures."""
     path = path_utils.serving_model_path(model_uri)
     loaded = tf.saved_model.load(path)
-    for name in (retrieval.QUERY_SIGNATURE, retrieval.CANDIDATE_SIGNATURE):
+    for name in (QUERY_SIGNATURE, CANDIDATE_SIGNATURE):
         if name not in loaded.signatures:
             raise ValueError(f"{path} has no {name!r} signature (has {sorted(loaded.signatures)})")
-    items = retrieval.embed(
-        loaded.signatures[retrieval.CANDIDATE_SIGNATURE], data.candidates, batch_size
-    )
+    items = retrieval.embed(loaded.signatures[CANDIDATE_SIGNATURE], data.candidates, batch_size)
     queries = np.zeros((0, items.shape[1]), np.float32)
     if len(data.targets):
-        queries = retrieval.embed(
-            loaded.signatures[retrieval.QUERY_SIGNATURE], data.queries, batch_size
-        )
+        queries = retrieval.embed(loaded.signatures[QUERY_SIGNATURE], data.queries, batch_size)
     return items, queries
 
 
@@ -62,7 +60,7 @@ class Executor(base_executor.BaseExecutor):
         out.set_float_custom_property("recall", index.metrics[f"recall@{index.metrics['k']}"])
         blessed = index.metrics["blessed"]
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        retrieval._write_blessing(blessing, blessed, model, None)
+        write_blessing(blessing, blessed, model, None)
         logging.info(
             "ScannIndexBuilder: %d items, exact=%s, blessed=%s: %s",
             len(items),

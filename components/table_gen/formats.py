@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import tensorflow as tf
 
-from components import example_codec
+from models.common import example_codec
 from schemas import features as F
 
 CSV, ML_100K, ML_1M = "csv", "movielens-100k", "movielens-1m"

@@ -11,9 +11,9 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from components.versioned_pusher import push
+from schemas.serving import PORTABLE
 
 BLESSED_KEY = "blessed"  # the custom property TFX's Evaluator and InfraValidator set
-PORTABLE = "portable"
 GATE_KEYS = ("ranking_blessing", "retrieval_blessing", "index_blessing", "canary_blessing")
 
 

@@ -8,13 +8,12 @@ import tensorflow_transform as tft
 
 from schemas import features as F
 
-
 READ_BUFFER_BYTES = 1 << 20  # per file; TFRecordDataset's default for GZIP is 256 KB
 SHUFFLE_BUFFER = 10_000  # serialized examples, as make_batched_features_dataset's default
 
 
 def _files(file_pattern) -> list[str]:
-    patterns = [file_pattern] if isinstance(file_pattern, (str, bytes)) else list(file_pattern)
+    patterns = [file_pattern] if isinstance(file_pattern, str | bytes) else list(file_pattern)
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
     if not files:
         raise ValueError(f"no files match {patterns}")

@@ -20,31 +20,19 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from models.common import requests
 from models.ranking.model import HISTORY_KEYS, ITEM_KEYS, USER_KEYS, RankingModel
 from schemas import features as F
+from schemas.serving import (
+    EXAMPLES,
+    PROBABILITIES,
+    SCORE_CANDIDATES,
+    SCORE_TRANSFORMED,
+    SCORES,
+    SERVING_DEFAULT,
+    TRANSFORM_CANDIDATES,
+)
 
-SERVING_DEFAULT = "serving_default"
-SCORE_CANDIDATES = "score_candidates"
-TRANSFORM_CANDIDATES = "transform_candidates"
-SCORE_TRANSFORMED = "score_transformed_candidates"
-PROBABILITIES = "probabilities"
-SCORES = "scores"
-EXAMPLES = "examples"
-
-# Default of each scalar raw feature when a request lacks it.
-_DEFAULTS = {
-    F.USER_ID: F.PAD,
-    F.ITEM_ID: F.PAD,
-    F.TIMESTAMP: 0,
-    F.LABEL: 0,
-    F.AGE: F.MISSING_INT,
-    F.GENDER: F.UNKNOWN,
-    F.OCCUPATION: F.UNKNOWN,
-    F.PRIMARY_GENRE: F.UNKNOWN,
-    F.YEAR: F.MISSING_INT,
-    F.HISTORY_LENGTH_FEATURE: 0,
-    F.HISTORY_BUCKET: F.history_bucket(0),
-}
 _USER_INPUTS = {
     F.USER_ID: tf.string,
     F.AGE: tf.int64,
@@ -63,54 +51,10 @@ def serving_parse_spec(raw_spec: dict) -> dict:
             continue
         if isinstance(feature, tf.io.FixedLenFeature):
             size = feature.shape[0] if feature.shape else 1
-            default = F.PAD if name in F.FIXED_LENGTH_LISTS else _DEFAULTS[name]
+            default = requests.default_value(name, feature.dtype)
             feature = tf.io.FixedLenFeature(feature.shape, feature.dtype, [default] * size)
         spec[name] = feature
     return spec
-
-
-def full_raw_features(partial: dict, raw_spec: dict, batch: tf.Tensor) -> dict:
-    """A complete raw-feature dict for Transform: `partial` plus defaults for the rest.
-
-    Args:
-        partial: raw features [batch, ...] a request provides.
-        raw_spec: Transform's raw feature spec.
-        batch: the batch size (scalar int32).
-    """
-    out = dict(partial)
-    for name, feature in raw_spec.items():
-        if name in out:
-            continue
-        if isinstance(feature, tf.io.VarLenFeature):
-            out[name] = tf.sparse.SparseTensor(
-                tf.zeros([0, 2], tf.int64),
-                tf.zeros([0], feature.dtype),
-                [tf.cast(batch, tf.int64), 0],
-            )
-            continue
-        width = feature.shape[0] if feature.shape else 1
-        default = F.PAD if name in F.FIXED_LENGTH_LISTS else _DEFAULTS[name]
-        out[name] = tf.fill(tf.stack([batch, width]), tf.constant(default, feature.dtype))
-    return out
-
-
-def fit_history(history: tf.Tensor, length: int, reference: tf.Tensor | None = None) -> tf.Tensor:
-    """The `length` most recent entries of oldest-first histories padded at the end.
-
-    Args:
-        history: [B, W] strings, valid entries first, then F.PAD (any W, even 0).
-        length: L.
-        reference: [B, W] history whose valid entries decide the window (default
-            `history`); pass the item ids when cutting their aligned genres.
-
-    Returns:
-        [B, L], padded with F.PAD.
-    """
-    reference = history if reference is None else reference
-    valid = tf.reduce_sum(tf.cast(tf.not_equal(reference, F.PAD), tf.int32), axis=1)  # [B]
-    start = tf.maximum(valid - length, 0)
-    padded = tf.pad(history, [[0, 0], [0, length]], constant_values=F.PAD)
-    return tf.gather(padded, start[:, tf.newaxis] + tf.range(length), batch_dims=1)
 
 
 class _Exporter(tf.Module):
@@ -130,32 +74,27 @@ class _Exporter(tf.Module):
             return raw_spec
 
         self._model, self._raw_spec = get_model, get_raw_spec
+        self.history_length = requests.history_length(raw_spec)  # L of the Transform
 
     def serve_examples(self, examples):
         raw = tf.io.parse_example(examples, serving_parse_spec(self._raw_spec()))
-        raw = full_raw_features(raw, self._raw_spec(), tf.shape(examples)[0])
+        raw = requests.fill_raw_features(raw, self._raw_spec(), tf.shape(examples)[0])
         probs = self._model()(self.tft_layer(raw), training=False)
         return {PROBABILITIES: tf.reshape(probs, [-1])}
 
     def transform_user(self, inputs) -> dict:
         """Transformed USER_KEYS [B] and HISTORY_KEYS [B, L] of raw user inputs and history."""
-        length = F.HISTORY_LENGTH
-        user = {k: tf.reshape(inputs[k], [-1, 1]) for k in _USER_INPUTS}
-        items = inputs[F.HISTORY_ITEM_IDS]
-        history = fit_history(items, length)
-        user[F.HISTORY_ITEM_IDS] = history
-        user[F.HISTORY_GENRES] = fit_history(inputs[F.HISTORY_GENRES], length, reference=items)
-        valid = tf.reduce_sum(tf.cast(tf.not_equal(history, F.PAD), tf.int64), 1, keepdims=True)
-        user[F.HISTORY_LENGTH_FEATURE] = valid
+        user = requests.user_inputs(inputs, self.history_length)
         batch = tf.shape(inputs[F.USER_ID])[0]
-        user_t = self.tft_layer(full_raw_features(user, self._raw_spec(), batch))
+        user_t = self.tft_layer(requests.fill_raw_features(user, self._raw_spec(), batch))
         return {k: user_t[k] for k in USER_KEYS + HISTORY_KEYS}
 
     def transform_items(self, inputs) -> dict:
         """Transformed ITEM_KEYS [...] of raw item_id, primary genre and year [...]."""
         shape = tf.shape(inputs[F.ITEM_ID])
         items = {k: tf.reshape(inputs[k], [-1, 1]) for k in _ITEM_INPUTS}
-        items_t = self.tft_layer(full_raw_features(items, self._raw_spec(), tf.reduce_prod(shape)))
+        raw = requests.fill_raw_features(items, self._raw_spec(), tf.reduce_prod(shape))
+        items_t = self.tft_layer(raw)
         return {k: tf.reshape(items_t[k], shape) for k in ITEM_KEYS}
 
     def score(self, inputs):

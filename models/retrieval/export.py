@@ -3,9 +3,10 @@
 `export_serving_model` writes, at serving_model_dir:
 - signatures `query_embedding`, `candidate_embedding` (raw tensors in) and
   `serving_default` (serialized tf.Examples in, the query embedding out);
-  each returns {"embedding": float32 [B, D]}. Features a signature does not take
-  get defaults, because the Transform layer wants every raw input; unknown ids
-  fall into Transform's OOV buckets;
+  each returns {"embedding": float32 [B, D]} (names: schemas/serving.py). Histories
+  of any width are fitted to the Transform's history length L and features a
+  signature does not take get defaults (models/common/requests.py), because the
+  Transform layer wants every raw input; unknown ids fall into Transform's OOV buckets;
 - `assets.extra/id_vocabularies.json`: the item and user vocabularies of the
   id tables (warm start re-aligns rows with them, see updates.warm_start);
 - `assets.extra/retrieval.json`: the softmax temperature (the combined serving model
@@ -25,21 +26,14 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from models.common import requests
 from models.retrieval import updates
 from schemas import features as F
 from schemas import serving
 
-EMBEDDING = "embedding"
+EMBEDDING = serving.EMBEDDING_KEY
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npz"
-L = F.HISTORY_LENGTH
 _QUERY_SPEC, _CANDIDATE_SPEC = serving.QUERY_SPEC, serving.CANDIDATE_SPEC
-_EXAMPLE_DEFAULTS = {  # serving_default: features absent from a tf.Example
-    F.USER_ID: F.PAD,
-    F.AGE: F.MISSING_INT,
-    F.GENDER: F.UNKNOWN,
-    F.OCCUPATION: F.UNKNOWN,
-    F.TIMESTAMP: 0,
-}
 
 
 MODEL_INFO_FILE = "retrieval.json"  # assets.extra: {"temperature": the softmax temperature}
@@ -59,21 +53,6 @@ def item_embeddings_path(serving_model_dir: str) -> str:
     return os.path.join(os.path.dirname(os.path.normpath(serving_model_dir)), ITEM_EMBEDDINGS_FILE)
 
 
-def fit_history(items: tf.Tensor, genres: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Histories [B, any L] -> [B, HISTORY_LENGTH]: PAD entries dropped, the most recent
-    HISTORY_LENGTH items kept (most recent last), right-padded with PAD."""
-    width = tf.shape(items)[1]
-    genres = genres[:, :width]  # aligned with the items, PAD where missing
-    genres = tf.pad(genres, [[0, 0], [0, width - tf.shape(genres)[1]]], constant_values=F.PAD)
-    keep = tf.not_equal(items, F.PAD)
-
-    def fit(x):
-        ragged = tf.ragged.boolean_mask(x, keep)
-        return ragged[:, -L:].to_tensor(default_value=F.PAD, shape=[None, L])
-
-    return fit(items), fit(genres)
-
-
 class _ServingModule(tf.Module):
     """The towers, the Transform layer and the signatures' tf.functions."""
 
@@ -83,32 +62,14 @@ class _ServingModule(tf.Module):
         self.tft_layer = tft_output.transform_features_layer()
         self.model_variables = list(model.weights)  # for updates.warm_start
         self._raw_spec = tft_output.raw_feature_spec()
+        self.history_length = requests.history_length(self._raw_spec)  # L of the Transform
 
     def _raw(self, given: dict, batch: tf.Tensor) -> dict:
-        """Every raw feature Transform expects, shaped like its spec; defaults where absent."""
-        out = {}
-        for name, spec in self._raw_spec.items():
-            if isinstance(spec, tf.io.VarLenFeature):
-                value = given.get(name)
-                if value is None:
-                    value = tf.sparse.from_dense(tf.fill([batch, 0], _default(spec.dtype)))
-                out[name] = value
-                continue
-            width = spec.shape[0] if spec.shape else 1
-            value = given.get(name)
-            if value is None:
-                value = tf.fill([batch, width], _default(spec.dtype))
-            out[name] = tf.reshape(tf.cast(value, spec.dtype), [batch, width])
-        return out
+        return requests.fill_raw_features(given, self._raw_spec, batch)
 
     def _query(self, inputs: dict) -> dict:
         batch = tf.shape(inputs[F.USER_ID])[0]
-        given = dict(inputs)
-        given[F.HISTORY_ITEM_IDS], given[F.HISTORY_GENRES] = fit_history(
-            inputs[F.HISTORY_ITEM_IDS], inputs[F.HISTORY_GENRES]
-        )
-        length = tf.reduce_sum(tf.cast(given[F.HISTORY_ITEM_IDS] != F.PAD, tf.int64), axis=1)
-        given[F.HISTORY_LENGTH_FEATURE] = length
+        given = requests.user_inputs(inputs, self.history_length)
         transformed = self.tft_layer(self._raw(given, batch))
         return {EMBEDDING: self.query_tower(transformed, training=False)}
 
@@ -124,11 +85,11 @@ class _ServingModule(tf.Module):
         transformed = self.tft_layer(self._raw(given, batch))
         return {EMBEDDING: self.candidate_tower(transformed, training=False)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, serving.EXAMPLES)])
     def serve_tf_examples(self, examples):
         spec = {
             k: tf.io.FixedLenFeature([], _QUERY_SPEC[k].dtype, default)
-            for k, default in _EXAMPLE_DEFAULTS.items()
+            for k, default in serving.REQUEST_DEFAULTS.items()
         }
         spec.update({k: tf.io.VarLenFeature(tf.string) for k in F.FIXED_LENGTH_LISTS})
         parsed = tf.io.parse_example(examples, spec)
@@ -137,19 +98,13 @@ class _ServingModule(tf.Module):
         return self._query(parsed)
 
 
-def _default(dtype):
-    if dtype == tf.string:
-        return F.PAD
-    return tf.cast(F.MISSING_INT if dtype.is_integer else 0, dtype)
-
-
 def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
     """Writes the SavedModel, its id vocabularies and the item embeddings; returns the npz path."""
     module = _ServingModule(model, tft_output)
     signatures = {
-        "serving_default": module.serve_tf_examples,
-        "query_embedding": module.query_embedding,
-        "candidate_embedding": module.candidate_embedding,
+        serving.SERVING_DEFAULT: module.serve_tf_examples,
+        serving.QUERY_SIGNATURE: module.query_embedding,
+        serving.CANDIDATE_SIGNATURE: module.candidate_embedding,
     }
     tf.saved_model.save(module, serving_model_dir, signatures=signatures)
     vocabs = updates.read_vocabularies(tft_output)

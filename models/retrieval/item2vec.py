@@ -18,7 +18,7 @@ import glob
 import numpy as np
 import tensorflow as tf
 
-from components import example_codec
+from models.common import example_codec
 from models.retrieval import samplers
 from schemas import features as F
 

@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from models.common.memory import release_memory
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 _KEYS = tuple(C.REQUEST_SPEC)
 SCORE_ATOL = 1e-4
@@ -126,7 +126,7 @@ def check(model_dir: str, golden: str, budget_ms: float, min_overlap: float, rep
 
     with open(os.path.join(model_dir, C.ASSETS_EXTRA, C.EXPORT_INFO)) as f:
         info = json.load(f)
-    if info["variant"] == "scann":
+    if info["variant"] == C.SCANN:
         import scann  # noqa: F401  (registers the ScaNN ops the graph uses)
     data = np.load(golden, allow_pickle=True)
     requests = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("request/")}
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
             "give one --golden and one --out per --model"
         )
     jobs = zip(args.model, args.golden, args.out, strict=True)
-    jobs = sorted(jobs, key=lambda job: _variant(job[0]) == "scann")
+    jobs = sorted(jobs, key=lambda job: _variant(job[0]) == C.SCANN)
     for model_dir, golden, out in jobs:
         try:
             verdict = check(model_dir, golden, args.budget_ms, args.min_overlap, args.repeats)

@@ -21,10 +21,10 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from components.recommender_assembler.config import PORTABLE, SCANN, VARIANTS
-from models.serving import contract as C
 from models.serving.recommender import Recommender
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import PORTABLE, SCANN, VARIANTS
 
 # Extra items searched so that N remain after removing the request's seen items: a
 # history with more than this many items in the top N + margin leaves fewer than N.
@@ -33,7 +33,7 @@ EXCLUDE_MARGIN = 50
 
 def make_searcher(variant: str, index, depth: int):
     """The index's searcher for `variant`, returning the top `depth` items per query."""
-    from components.scann_index_builder import search
+    from models.search import index as search
 
     if variant == PORTABLE:
         return search.portable_searcher(index, depth)
@@ -124,7 +124,7 @@ def export_variant(
     Args:
         retrieval_dir: the two-tower's raw-feature SavedModel.
         ranking_dir: the DIN ranker's raw-feature SavedModel.
-        index: a loaded item index (`components.scann_index_builder.index.Index`).
+        index: a loaded item index (`models.search.index.Index`).
         catalog: columns item_id, genre, year, title (arrays [V], any order).
         export_dir: where the SavedModel goes (must not exist).
         variant: PORTABLE or SCANN.

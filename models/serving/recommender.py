@@ -30,16 +30,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from models.ranking.export import SCORE_CANDIDATES as SCORE_SIGNATURE
-from models.ranking.export import SCORE_TRANSFORMED, TRANSFORM_CANDIDATES
-from models.ranking.export import SCORES as RANKER_SCORES
-from models.serving import contract as C
+from models.common.requests import USER_FEATURES as _USER_KEYS
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import SCORE_CANDIDATES as SCORE_SIGNATURE
+from schemas.serving import SCORE_TRANSFORMED, TRANSFORM_CANDIDATES
+from schemas.serving import SCORES as RANKER_SCORES
 
-QUERY_SIGNATURE = "query_embedding"
 TRANSFORM_CHUNK = 4096  # catalog rows per transform_candidates call at export
-EMBEDDING = "embedding"
-_USER_KEYS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)
 
 
 # The ranker probability is floored before the log: a saturated sigmoid (p = 0 in float32)
@@ -157,7 +155,7 @@ class Recommender(tf.Module):
             user: `_query_inputs`' raw inputs.
             seen_rows: [B, W] int32 catalog rows of the history (-1 matches no row).
         """
-        query = self.retrieval.signatures[QUERY_SIGNATURE](**user)[EMBEDDING]
+        query = self.retrieval.signatures[C.QUERY_SIGNATURE](**user)[C.EMBEDDING_KEY]
         rows, scores = self.searcher.search(query)  # [B, S]
         ids = tf.gather(self._ids, rows)
         # Compared as int catalog rows: S x W int compares instead of string compares.
@@ -219,7 +217,7 @@ class Recommender(tf.Module):
     def serve_tf_examples(self, examples):
         spec = {
             key: tf.io.FixedLenFeature([], C.REQUEST_SPEC[key].dtype, default)
-            for key, default in C.EXAMPLE_DEFAULTS.items()
+            for key, default in C.REQUEST_DEFAULTS.items()
         }
         spec[F.HISTORY_ITEM_IDS] = tf.io.VarLenFeature(tf.string)
         parsed = tf.io.parse_example(examples, spec)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from models.serving import contract as C
-from models.serving.recommender import (
-    EMBEDDING,
-    MIN_PROBABILITY,
-    QUERY_SIGNATURE,
-    RANKER_SCORES,
-    SCORE_SIGNATURE,
-)
+from models.serving.recommender import MIN_PROBABILITY
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import EMBEDDING_KEY as EMBEDDING
+from schemas.serving import QUERY_SIGNATURE
+from schemas.serving import SCORE_CANDIDATES as SCORE_SIGNATURE
+from schemas.serving import SCORES as RANKER_SCORES
 
 _PAD = F.PAD.encode()
 

@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from bench import retrieval_data as D
 from bench import retrieval_systems as S
-from components.retrieval_evaluator import executor as X
 from components.retrieval_evaluator import metrics as M
+from models.common import examples as X
 from schemas import features as F
 
 # user -> (timestamp, item, label, split) in the pipeline's order.

@@ -104,8 +104,8 @@ def test_answer_ok_wants_k_nonempty_ids():
 
 
 def test_exact_search_reads_n_times_d_floats():
-    from components.scann_index_builder.index import build_index
-    from components.scann_index_builder.params import choose_params
+    from models.search.index import build_index
+    from models.search.params import choose_params
 
     emb = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
     index = build_index([f"i{k}" for k in range(100)], emb, choose_params(100))

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from components import example_codec
 from components.versioned_pusher import push
+from models.common import example_codec
 from models.serving import export
 from pipeline import cli, local_runner, showcase, summary
 from schemas import features as F

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from models.serving import canary, reference
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 pytestmark = pytest.mark.e2e
 
@@ -135,7 +135,7 @@ def parts(assembled):
     from tfx.types import standard_artifacts
 
     from components.recommender_assembler.executor import read_catalog
-    from components.scann_index_builder.index import load_index
+    from models.search.index import load_index
 
     _, dirs = assembled
     with open(os.path.join(dirs["portable"], C.ASSETS_EXTRA, C.EXPORT_INFO)) as f:
@@ -153,7 +153,7 @@ def parts(assembled):
 
 
 def test_the_served_graph_has_no_control_flow_and_states_its_batch_limit(assembled, parts):
-    from components.scann_index_builder.search import SCORE_BUDGET
+    from models.search.searchers import SCORE_BUDGET
     from serving import servable as S
 
     meta = parts["meta"]
@@ -210,7 +210,7 @@ def test_tf_examples_give_the_same_answers(golden, portable):
             key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[golden[key][row]]))
             if golden[key].dtype == object
             else tf.train.Feature(int64_list=tf.train.Int64List(value=[golden[key][row]]))
-            for key in C.EXAMPLE_DEFAULTS
+            for key in C.REQUEST_DEFAULTS
         }
         history = [h for h in golden[F.HISTORY_ITEM_IDS][row] if h]
         feature[F.HISTORY_ITEM_IDS] = tf.train.Feature(bytes_list=tf.train.BytesList(value=history))

@@ -8,8 +8,8 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import preprocessing
-from pipeline.schema import load_schema
 from schemas import features as F
+from schemas.schema import load_schema
 
 L = F.HISTORY_LENGTH
 

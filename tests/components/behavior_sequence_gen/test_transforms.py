@@ -7,9 +7,9 @@ import os
 import apache_beam as beam
 import tensorflow as tf
 
-from components import example_codec
 from components.behavior_sequence_gen import sequences as S
 from components.behavior_sequence_gen import transforms
+from models.common import example_codec
 from schemas import features as F
 
 from .test_sequences import ITEMS, THREE_USERS
@@ -146,7 +146,10 @@ def test_codec_round_trip_and_joined_features():
             F.HISTORY_ITEM_IDS: tf.io.FixedLenFeature([2], tf.string),
         },
     )
-    assert parsed[F.YEAR].numpy() == 1999 and list(parsed[F.HISTORY_ITEM_IDS].numpy()) == [b"A", b""]
+    assert parsed[F.YEAR].numpy() == 1999 and list(parsed[F.HISTORY_ITEM_IDS].numpy()) == [
+        b"A",
+        b"",
+    ]
 
 
 def test_joined_features_of_a_long_payload():

@@ -20,10 +20,10 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
 from tfx.types import standard_artifacts
 from tfx.types.channel import Channel
 
-from components import example_codec
 from components.hard_negative_miner import mining
 from components.hard_negative_miner.component import HardNegativeMiner, HardNegatives
 from components.retrieval_trainer.component import RetrievalTrainer
+from models.common import example_codec
 from models.ranking.export import SCORE_CANDIDATES, SCORES
 from models.retrieval.config import CUSTOM_CONFIG_KEY
 from models.retrieval.trainer import SUMMARY_FILE

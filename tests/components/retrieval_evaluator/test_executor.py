@@ -12,9 +12,9 @@ import tensorflow as tf
 from tfx.components.evaluator import constants
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import example_codec
 from components.retrieval_evaluator import executor as E
 from components.retrieval_evaluator import metrics as M
+from models.common import example_codec
 from schemas import features as F
 from schemas import serving
 
@@ -42,18 +42,22 @@ class _TinyModel(tf.Module):
         users = inputs[F.USER_ID]
         if self.kind == "random":
             return {
-                E.EMBEDDING_KEY: tf.gather(self.users, tf.strings.to_hash_bucket_fast(users, 1000))
+                serving.EMBEDDING_KEY: tf.gather(
+                    self.users, tf.strings.to_hash_bucket_fast(users, 1000)
+                )
             }
         ones = tf.ones_like(users, tf.float32)[:, None]
-        return {E.EMBEDDING_KEY: tf.concat([ones, tf.zeros([tf.size(users), DIM - 1])], axis=1)}
+        return {
+            serving.EMBEDDING_KEY: tf.concat([ones, tf.zeros([tf.size(users), DIM - 1])], axis=1)
+        }
 
     @tf.function(input_signature=[CANDIDATE_SPEC])
     def candidate_embedding(self, inputs):
         hashed = tf.gather(self.items, tf.strings.to_hash_bucket_fast(inputs[F.ITEM_ID], 1000))
         if self.kind == "random":
-            return {E.EMBEDDING_KEY: hashed}
+            return {serving.EMBEDDING_KEY: hashed}
         score = self.popularity.lookup(inputs[F.ITEM_ID]) + 1e-3 * hashed[:, 0]
-        return {E.EMBEDDING_KEY: tf.concat([score[:, None], hashed[:, 1:] * 0.0], axis=1)}
+        return {serving.EMBEDDING_KEY: tf.concat([score[:, None], hashed[:, 1:] * 0.0], axis=1)}
 
 
 def _train_counts(tiny_data) -> dict[str, int]:
@@ -72,8 +76,8 @@ def _model_artifact(root, kind, counts, artifact_id):
     model.id = artifact_id
     module = _TinyModel(kind, counts)
     signatures = {
-        E.QUERY_SIGNATURE: module.query_embedding,
-        E.CANDIDATE_SIGNATURE: module.candidate_embedding,
+        serving.QUERY_SIGNATURE: module.query_embedding,
+        serving.CANDIDATE_SIGNATURE: module.candidate_embedding,
     }
     tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"), signatures=signatures)
     return model

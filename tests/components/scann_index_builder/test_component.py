@@ -12,10 +12,10 @@ from tfx import v1 as tfx
 from tfx.components.evaluator import constants
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.retrieval_evaluator import executor as R
 from components.scann_index_builder import component
-from components.scann_index_builder import index as I
-from components.scann_index_builder.params import IndexConfig
+from models.common import examples as R
+from models.search import index as I
+from models.search.params import IndexConfig
 from schemas import features as F
 from schemas import serving
 
@@ -34,12 +34,12 @@ class _HashedModel(tf.Module):
     @tf.function(input_signature=[serving.QUERY_SPEC])
     def query_embedding(self, inputs):
         rows = tf.strings.to_hash_bucket_fast(inputs[F.USER_ID], 1000)
-        return {R.EMBEDDING_KEY: tf.gather(self.users, rows)}
+        return {serving.EMBEDDING_KEY: tf.gather(self.users, rows)}
 
     @tf.function(input_signature=[serving.CANDIDATE_SPEC])
     def candidate_embedding(self, inputs):
         rows = tf.strings.to_hash_bucket_fast(inputs[F.ITEM_ID], 1000)
-        return {R.EMBEDDING_KEY: tf.gather(self.items, rows)}
+        return {serving.EMBEDDING_KEY: tf.gather(self.items, rows)}
 
 
 def test_component_wiring_and_properties():
@@ -74,8 +74,8 @@ def test_runs_in_a_tfx_pipeline_on_tiny_data(tiny_data, tmp_path):
     module = _HashedModel()
     model_uri = str(tmp_path / "model")
     signatures = {
-        R.QUERY_SIGNATURE: module.query_embedding,
-        R.CANDIDATE_SIGNATURE: module.candidate_embedding,
+        serving.QUERY_SIGNATURE: module.query_embedding,
+        serving.CANDIDATE_SIGNATURE: module.candidate_embedding,
     }
     tf.saved_model.save(module, os.path.join(model_uri, "Format-Serving"), signatures=signatures)
     model = _importer("model", model_uri, standard_artifacts.Model)

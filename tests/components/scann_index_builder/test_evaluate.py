@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.scann_index_builder import evaluate as E
-from components.scann_index_builder.params import IndexConfig
+from models.search.params import IndexConfig
 
 
 def test_recall_at_k_by_hand():

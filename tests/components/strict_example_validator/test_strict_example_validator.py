@@ -9,11 +9,11 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.components.statistics_gen import executor as stats_executor
 from tfx.types import artifact_utils, standard_artifacts
 
-from components import example_codec
 from components.strict_example_validator import anomalies as A
 from components.strict_example_validator import executor as validator
-from pipeline.schema import SCHEMA_PATH
+from models.common import example_codec
 from schemas import features as F
+from schemas.schema import SCHEMA_PATH
 
 L = F.HISTORY_LENGTH
 

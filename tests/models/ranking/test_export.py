@@ -111,17 +111,3 @@ def test_serving_default_fills_missing_features(exported):
     example.features.feature[F.ITEM_ID].bytes_list.value.append(b"never-seen")
     probs = serve(loaded, [b"", example.SerializeToString(), examples[0]])
     assert probs.shape == (3,) and np.isfinite(probs).all()
-
-
-def test_fit_history_keeps_the_most_recent_entries():
-    h = tf.constant([["a", "b", "c", ""], ["a", "", "", ""], ["", "", "", ""]])
-    np.testing.assert_array_equal(
-        export.fit_history(h, 2).numpy().astype(str), [["b", "c"], ["a", ""], ["", ""]]
-    )
-    np.testing.assert_array_equal(
-        export.fit_history(h, 5).numpy().astype(str)[0], ["a", "b", "c", "", ""]
-    )
-    # Genres follow their items' window, even where a genre is empty.
-    genres = tf.constant([["x", "", "z", ""]])
-    cut = export.fit_history(genres, 2, reference=h[:1])
-    np.testing.assert_array_equal(cut.numpy().astype(str), [["", "z"]])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import example_codec
+from models.common import example_codec
 from models.retrieval import item2vec
 from schemas import features as F
 

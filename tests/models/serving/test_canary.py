@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from models.serving import canary
-from models.serving import contract as C
 from schemas import features as F
+from schemas import serving as C
 
 
 def _answer(ids, final, probs=None):

@@ -12,19 +12,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.scann_index_builder.search import ExactSearcher
-from models.serving import contract as C
+from models.search.searchers import ExactSearcher
 from models.serving import reference
-from models.serving.recommender import (
-    EMBEDDING,
-    QUERY_SIGNATURE,
-    RANKER_SCORES,
-    SCORE_SIGNATURE,
-    SCORE_TRANSFORMED,
-    TRANSFORM_CANDIDATES,
-    Recommender,
-)
+from models.serving.recommender import Recommender
 from schemas import features as F
+from schemas import serving as C
+from schemas.serving import EMBEDDING_KEY as EMBEDDING
+from schemas.serving import QUERY_SIGNATURE, SCORE_TRANSFORMED, TRANSFORM_CANDIDATES
+from schemas.serving import SCORE_CANDIDATES as SCORE_SIGNATURE
+from schemas.serving import SCORES as RANKER_SCORES
 
 IDS = ["a", "b", "c", "d"]
 EMBEDDINGS = np.array([[1.0, 0.0], [0.8, 0.0], [0.5, 0.0], [0.1, 0.0]], np.float32)

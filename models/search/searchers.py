@@ -18,16 +18,13 @@ that has imported `scann` (which registers its ops).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import tensorflow as tf
 
-from components.scann_index_builder.params import IndexParams
-from components.scann_index_builder.partitions import Partitions
-
-if TYPE_CHECKING:
-    from components.scann_index_builder.index import Index
+from models.search.params import IndexParams
+from models.search.partitions import Partitions
 
 # The ScannState tensors, in the order of scann_ops.ScannState / TensorsToScann.
 SCANN_TENSORS = (
@@ -46,6 +43,23 @@ UNBOUNDED_BATCH = 1 << 20  # `max_batch` of a searcher whose memory does not gro
 _QUERIES = tf.TensorSpec([None, None], tf.float32, name="queries")
 
 
+@runtime_checkable
+class Searcher(Protocol):
+    """What every searcher offers (exact, partitioned, ScaNN; any future channel).
+
+    Attributes:
+        k: results per query (already clamped to the catalog size).
+        max_batch: the largest batch one `search` call runs within SCORE_BUDGET.
+    """
+
+    k: int
+    max_batch: int
+
+    def search(self, queries: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """queries [batch, dim] float32 -> (indices [batch, k] int32, scores [batch, k])."""
+        ...
+
+
 def _scann_ops():
     """The ScaNN TF ops module (imported on first use: it loads and registers the ops)."""
     from scann.scann_ops.py import scann_ops
@@ -58,6 +72,14 @@ def chunks(queries, size: int) -> list:
     if size < 1:
         raise ValueError(f"chunk size must be >= 1, got {size}")
     return [queries[start : start + size] for start in range(0, len(queries), size)]
+
+
+def search_all(searcher: Searcher, queries: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Indices [Q, k] of searcher.search over queries [Q, D], in batches of at most
+    batch_size and the searcher's max_batch."""
+    size = min(batch_size, searcher.max_batch)
+    out = [np.asarray(searcher.search(tf.constant(c))[0]) for c in chunks(queries, size)]
+    return np.concatenate(out) if out else np.zeros((0, searcher.k), np.int32)
 
 
 def _top_k(scores: tf.Tensor, k: int):
@@ -153,22 +175,3 @@ def scann_assets(embeddings: np.ndarray, params: IndexParams, seed_k: int = 10) 
         builder = builder.score_brute_force()
     state = builder.build().serialize_to_module()
     return {n: getattr(state, n).numpy() for n in SCANN_TENSORS}
-
-
-def scann_searcher(index: Index, k: int) -> tf.Module:
-    """The ScaNN-ops searcher of an index (brute force for an exact index)."""
-    if index.params.exact:
-        return ExactSearcher(index.embeddings, k)
-    if index.scann_assets is None:
-        raise ValueError("the index has no ScaNN state (build it with build_index)")
-    return ScannSearcher(index.scann_assets, index.params, k)
-
-
-def portable_searcher(index: Index, k: int) -> tf.Module:
-    """The stock-op searcher: exact, or partitioned when params.portable_partitioned."""
-    if not index.params.portable_partitioned:
-        return ExactSearcher(index.embeddings, k)
-    if index.partitions is None:
-        raise ValueError("the index has no partitions (build it with build_index)")
-    leaves = index.partitions.leaves_to_search(index.params.num_leaves_to_search, k)
-    return PartitionedSearcher(index.embeddings, index.partitions, leaves, k)

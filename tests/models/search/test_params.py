@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.scann_index_builder.params import IndexConfig, IndexParams, choose_params
+from models.search.params import IndexConfig, IndexParams, choose_params
 
 
 def _shape(p: IndexParams):

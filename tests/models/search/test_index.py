@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from bench.index import clustered
-from components.scann_index_builder import index as I
-from components.scann_index_builder.params import IndexConfig, choose_params
+from models.search import index as I
+from models.search.params import IndexConfig, choose_params
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from bench.index import clustered
-from components.scann_index_builder import index as I
-from components.scann_index_builder import search as S
-from components.scann_index_builder.evaluate import search_all
-from components.scann_index_builder.params import IndexConfig, choose_params
+from models.search import index as I
+from models.search import searchers as S
+from models.search.params import IndexConfig, choose_params
+from models.search.searchers import search_all
 
 ITEMS = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], np.float32)
 
@@ -129,3 +129,27 @@ def test_exact_index_searchers_are_brute_force(catalog):
         searcher = make(index, 10)
         assert isinstance(searcher, S.ExactSearcher)
         np.testing.assert_array_equal(_search(searcher, queries)[0], _exact(items, queries, 10))
+
+
+def test_every_searcher_meets_the_searcher_protocol(catalog):
+    items, queries = catalog
+    index = _index(items, portable_exact_below=0, exact_below=0, num_leaves=20)
+    searchers = [I.scann_searcher(index, 10), I.portable_searcher(index, 10)]
+    searchers.append(S.ExactSearcher(items, k=10))
+    assert [type(s).__name__ for s in searchers] == [
+        "ScannSearcher",
+        "PartitionedSearcher",
+        "ExactSearcher",
+    ]
+    for searcher in searchers:
+        assert isinstance(searcher, S.Searcher)
+        indices = S.search_all(searcher, queries[:5], batch_size=2)
+        assert indices.shape == (5, searcher.k) and searcher.max_batch >= 1
+
+    class NoMaxBatch:
+        k = 10
+
+        def search(self, queries):
+            return queries
+
+    assert not isinstance(NoMaxBatch(), S.Searcher)

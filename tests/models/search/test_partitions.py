@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from components.scann_index_builder import partitions as P
+from models.search import partitions as P
 
 
 def test_nearest_centroid_by_squared_l2():

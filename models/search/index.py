@@ -23,16 +23,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from components.scann_index_builder.params import IndexParams
-from components.scann_index_builder.partitions import Partitions, build_partitions
-from components.scann_index_builder.search import (  # noqa: F401 (the public API)
-    SCANN_TENSORS,
+from models.search.params import IndexParams
+from models.search.partitions import Partitions, build_partitions
+from models.search.searchers import (
     ExactSearcher,
     PartitionedSearcher,
     ScannSearcher,
-    portable_searcher,
+    Searcher,
     scann_assets,
-    scann_searcher,
 )
 
 INDEX_DIR = "index"
@@ -186,3 +184,22 @@ def load_index(uri: str) -> Index:
     index = Index(item_ids, embeddings, params, metrics, assets, partitions)
     _validate(item_ids, embeddings, params)
     return index
+
+
+def scann_searcher(index: Index, k: int) -> Searcher:
+    """The ScaNN-ops searcher of an index (brute force for an exact index)."""
+    if index.params.exact:
+        return ExactSearcher(index.embeddings, k)
+    if index.scann_assets is None:
+        raise ValueError("the index has no ScaNN state (build it with build_index)")
+    return ScannSearcher(index.scann_assets, index.params, k)
+
+
+def portable_searcher(index: Index, k: int) -> Searcher:
+    """The stock-op searcher: exact, or partitioned when params.portable_partitioned."""
+    if not index.params.portable_partitioned:
+        return ExactSearcher(index.embeddings, k)
+    if index.partitions is None:
+        raise ValueError("the index has no partitions (build it with build_index)")
+    leaves = index.partitions.leaves_to_search(index.params.num_leaves_to_search, k)
+    return PartitionedSearcher(index.embeddings, index.partitions, leaves, k)
