@@ -24,6 +24,7 @@ import tf_keras
 from models.common import embeddings as E
 from models.retrieval import losses, samplers
 from models.retrieval.config import RetrievalConfig
+from models.retrieval.sequence import SELF_ATTENTION, SequenceEncoder
 from models.retrieval.layers import (
     AGE,
     GENDER,
@@ -101,10 +102,32 @@ class RetrievalModel(tfrs.Model):
         ids = tf.cast(features[ITEM], tf.int64)
         loss = self.config.loss
         if loss == "listwise":
-            return self._listwise(query, positives, ids, features, training)
-        if loss == "sampled_softmax":
-            return self._sampled_softmax(query, ids, training)
-        return self._explicit(query, positives, ids, features, training)
+            main = self._listwise(query, positives, ids, features, training)
+        elif loss == "sampled_softmax":
+            main = self._sampled_softmax(query, ids, training)
+        else:
+            main = self._explicit(query, positives, ids, features, training)
+        weight = self.config.history.position_targets
+        if weight and self.query_tower.history_encoder is not None:
+            main += weight * self._position_loss(features, training)
+        return main
+
+    def _position_loss(self, features, training):
+        """SASRec's every-position loss: each history prefix's query [B, L] predicts the
+        next history item, softmax over the batch's distinct next items (log-Q corrected
+        by their positive frequency, as the in-batch positives are)."""
+        queries = self.query_tower.prefix_queries(features, training=training)
+        history, mask = self.query_tower.history(features)
+        valid = mask[:, 1:] > 0  # a next item exists
+        q = tf.boolean_mask(queries[:, :-1], valid)  # [P, D]
+        targets = tf.boolean_mask(history[:, 1:], valid)  # [P]
+        unique, label = tf.unique(targets)
+        logits = self.score(q, self.embed_items(unique, training))
+        if self.config.log_q:
+            q_prob = tf.maximum(tf.gather(self._item_probs, unique), losses.PROB_FLOOR)
+            logits -= tf.math.log(q_prob)[tf.newaxis, :]
+        per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)
+        return tf.reduce_sum(per_row) / tf.maximum(tf.cast(tf.size(per_row), tf.float32), 1.0)
 
     def _listwise(self, query, positives, ids, features, training):
         cfg = self.config
@@ -283,7 +306,21 @@ def build_model(
     sizes = {GENDER: F.GENDER, OCCUPATION: F.OCCUPATION, AGE: F.AGE}
     sizes = {k: vocab_sizes[v] for k, v in sizes.items()}
     sizes.update({n: vocab_sizes[n] for n in (F.HOUR_OF_DAY, F.DAY_OF_WEEK)})
-    query = QueryTower(item_emb, user_emb, sizes, pretrained=fixed, name="query_tower", **head)
+    encoder = None
+    if config.history.kind == SELF_ATTENTION:
+        spec = config.history
+        encoder = SequenceEncoder(
+            spec.num_layers, spec.num_heads, spec.dropout, F.HISTORY_LENGTH, name="history_encoder"
+        )
+    query = QueryTower(
+        item_emb,
+        user_emb,
+        sizes,
+        pretrained=fixed,
+        history_encoder=encoder,
+        name="query_tower",
+        **head,
+    )
     candidate = CandidateTower(
         item_emb, vocab_sizes[F.PRIMARY_GENRE], pretrained=fixed, name="candidate_tower", **head
     )
