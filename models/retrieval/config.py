@@ -78,6 +78,9 @@ class RetrievalConfig:
             (train only the id embeddings).
         history: HistoryEncoderSpec: how the query tower pools the history (mean, or
             causal self-attention over it).
+        non_positive_weight: listwise: every logged event below the rating threshold is
+            a retrieval target too, with this weight (positives weigh 1; 0 = positives
+            only). Sampled ranker negatives are never targets.
     """
 
     embedding_dim: int = 32
@@ -124,6 +127,7 @@ class RetrievalConfig:
     item2vec_epochs: int = 5
     mode: str = "full"
     history: HistoryEncoderSpec = dataclasses.field(default_factory=HistoryEncoderSpec)
+    non_positive_weight: float = 0.0
 
     def __post_init__(self):
         for spec in ("item_embedding", "user_embedding"):
@@ -152,6 +156,7 @@ class RetrievalConfig:
         _require("mined_ratio", 0 <= self.mined_ratio <= 1, "must be in [0, 1]", self.mined_ratio)
         _require("max_mined_per_user", self.max_mined_per_user >= 1, "must be >= 1")
         _require("downsample_threshold", self.downsample_threshold >= 0, "must be >= 0")
+        _require("non_positive_weight", self.non_positive_weight >= 0, "must be >= 0")
         _require("cold_min_count", self.cold_min_count >= 1, "must be >= 1")
         _require("cold_boost", self.cold_boost >= 1.0, "must be >= 1.0", self.cold_boost)
         _require("num_sampled", self.num_sampled >= 1, "must be >= 1", self.num_sampled)

@@ -169,12 +169,14 @@ class QueryTower(_Tower):
             parts.append(masked_mean(self.pretrained(history), mask))
         return self.head(parts, training)
 
-    def prefix_queries(self, features, training=None) -> tf.Tensor:
-        """[B, L, output_dim] query of every history prefix: position i sees h_0..h_i only.
+    def prefix_queries(self, features, select, training=None) -> tf.Tensor:
+        """[P, output_dim] queries of the history prefixes where select [B, L] is True.
 
-        The same head as `call`, with the history mean and the encoder state of the
-        prefix in place of the whole history's; it is the query for the next history
-        item h_{i+1} (SASRec's every-position targets). Needs a history_encoder.
+        Position i's query sees h_0..h_i only: the same head as `call`, with the
+        history mean and the encoder state of the prefix in place of the whole
+        history's; it is the query for the next history item h_{i+1} (SASRec's
+        every-position targets). Rows come in row-major order of `select`. Needs a
+        history_encoder.
         """
         history, mask = self.history(features)
         vectors = self.item_embedding(history)
@@ -192,9 +194,7 @@ class QueryTower(_Tower):
         parts += [per_position(self.categoricals[n](features[n])) for n in QUERY_CATEGORICALS]
         if self.pretrained is not None:
             parts.append(prefix_mean(self.pretrained(history)))
-        x = tf.concat(parts, axis=-1)
-        flat = self.head([tf.reshape(x, [-1, x.shape[-1]])], training)
-        return tf.reshape(flat, [-1, length, self.output_dim])
+        return self.head([tf.boolean_mask(tf.concat(parts, axis=-1), select)], training)
 
     def get_config(self):
         return {

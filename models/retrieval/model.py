@@ -24,7 +24,6 @@ import tf_keras
 from models.common import embeddings as E
 from models.retrieval import losses, samplers
 from models.retrieval.config import RetrievalConfig
-from models.retrieval.sequence import SELF_ATTENTION, SequenceEncoder
 from models.retrieval.layers import (
     AGE,
     GENDER,
@@ -39,9 +38,11 @@ from models.retrieval.layers import (
     ItemCatalog,
     QueryTower,
 )
+from models.retrieval.sequence import SELF_ATTENTION, SequenceEncoder
 from schemas import features as F
 
 TRIPLET = {"triplet_hinge", "triplet_logistic"}
+TARGET_WEIGHT = "target_weight"  # [B] weight of each retrieval target (trainer.positive_rows)
 
 
 class _Randomness:
@@ -116,10 +117,13 @@ class RetrievalModel(tfrs.Model):
         """SASRec's every-position loss: each history prefix's query [B, L] predicts the
         next history item, softmax over the batch's distinct next items (log-Q corrected
         by their positive frequency, as the in-batch positives are)."""
-        queries = self.query_tower.prefix_queries(features, training=training)
         history, mask = self.query_tower.history(features)
         valid = mask[:, 1:] > 0  # a next item exists
-        q = tf.boolean_mask(queries[:, :-1], valid)  # [P, D]
+        share = self.config.history.position_sample
+        if share < 1.0:
+            valid &= self._random.generator.uniform(tf.shape(valid)) < share
+        select = tf.pad(valid, [[0, 0], [0, 1]])  # the last position has no next item
+        q = self.query_tower.prefix_queries(features, select, training=training)  # [P, D]
         targets = tf.boolean_mask(history[:, 1:], valid)  # [P]
         unique, label = tf.unique(targets)
         logits = self.score(q, self.embed_items(unique, training))
@@ -159,6 +163,7 @@ class RetrievalModel(tfrs.Model):
             positive_ids=ids if hits else None,
             candidate_ids=tf.concat(cand_ids, axis=0) if hits else None,
             num_hard_negatives=cfg.num_hard_negatives,
+            sample_weight=features.get(TARGET_WEIGHT),
         )
 
     def _explicit_negatives(self, features, ids):

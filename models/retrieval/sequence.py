@@ -39,6 +39,9 @@ class HistoryEncoderSpec:
         dropout: dropout on the inputs, attention weights and feed-forward outputs.
         position_targets: weight of the auxiliary loss that makes every history
             position predict the next history item (0 = off; self_attention only).
+        position_sample: share of a batch's (prefix, next item) pairs that enter that
+            loss, drawn at random each step (consecutive events of a user repeat most
+            pairs, so a share loses little and costs less).
     """
 
     kind: str = MEAN
@@ -46,6 +49,7 @@ class HistoryEncoderSpec:
     num_heads: int = 2
     dropout: float = 0.2
     position_targets: float = 0.0
+    position_sample: float = 1.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -57,6 +61,8 @@ class HistoryEncoderSpec:
             raise ValueError(f"HistoryEncoderSpec.dropout must be in [0, 1), got {self.dropout}")
         if self.position_targets < 0:
             raise ValueError("HistoryEncoderSpec.position_targets must be >= 0")
+        if not 0 < self.position_sample <= 1:
+            raise ValueError("HistoryEncoderSpec.position_sample must be in (0, 1]")
 
 
 def recency_positions(mask: tf.Tensor) -> tf.Tensor:
@@ -103,7 +109,9 @@ class SequenceEncoder(tf_keras.layers.Layer):
     def build(self, input_shape):
         dim = int(input_shape[-1])
         if dim % self.num_heads:
-            raise ValueError(f"embedding width {dim} is not a multiple of num_heads {self.num_heads}")
+            raise ValueError(
+                f"embedding width {dim} is not a multiple of num_heads {self.num_heads}"
+            )
         self.positions = self.add_weight(
             name="recency_positions",
             shape=(self.max_length, dim),

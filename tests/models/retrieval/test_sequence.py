@@ -101,3 +101,59 @@ def test_width_not_a_multiple_of_heads_is_a_clear_error():
 def test_spec_names_the_bad_field(kwargs, field):
     with pytest.raises(ValueError, match=f"HistoryEncoderSpec.{field}"):
         HistoryEncoderSpec(**kwargs)
+
+
+def _sa_model(**history):
+    from models.retrieval.model import build_model
+    from tests.models.retrieval.test_model import COUNTS, SIZES, small
+
+    spec = {"kind": "self_attention", "num_layers": 1, "num_heads": 2, "dropout": 0.0}
+    return build_model(small(history=HistoryEncoderSpec(**{**spec, **history})), SIZES, COUNTS)
+
+
+def test_a_prefix_query_equals_the_query_of_that_prefix_as_a_whole_history():
+    from schemas import features as F
+    from tests.models.retrieval.test_model import HISTORY, features
+
+    model = _sa_model(position_targets=1.0)
+    batch = features(history=((1, 2, 3), (), (5,)))
+    select = np.zeros((3, F.HISTORY_LENGTH), bool)
+    select[0, 1] = True  # row 0's prefix (1, 2): the query for its next item, 3
+    prefix = model.query_tower.prefix_queries(batch, tf.constant(select)).numpy()
+    cut = features(history=((1, 2), (), (5,)))
+    whole = model.query_tower(cut).numpy()
+    assert prefix.shape == (1, 8)
+    np.testing.assert_allclose(prefix[0], whole[0], atol=1e-5)
+    assert tf.reduce_all(batch[HISTORY][0, :3] == [1, 2, 3])
+
+
+def test_position_loss_by_hand_softmax_over_the_distinct_next_items():
+    from models.retrieval.layers import HISTORY
+    from tests.models.retrieval.test_model import features
+
+    model = _sa_model(position_targets=1.0)
+    # Pairs (prefix -> next): row 0: (1)->2, (1,2)->1; row 2: (5)->2. Distinct next: [2, 1].
+    batch = features(history=((1, 2, 1), (), (5, 2)))
+    loss = float(model._position_loss(batch, training=False))
+    history = batch[HISTORY].numpy()
+    select = np.zeros(history.shape, bool)
+    select[0, 0] = select[0, 1] = select[2, 0] = True
+    q = model.query_tower.prefix_queries(batch, tf.constant(select)).numpy()  # [3, D]
+    items = model.embed_items(tf.constant([2, 1], tf.int64)).numpy()  # [2, D]
+    probs = model.item_probs[[2, 1]]
+    logits = q @ items.T / model.config.temperature - np.log(probs)[None, :]
+    labels = [0, 1, 0]
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = -np.mean([log_softmax[r, c] for r, c in enumerate(labels)])
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_position_sample_keeps_about_that_share_of_the_pairs():
+    from tests.models.retrieval.test_model import features
+
+    model = _sa_model(position_targets=1.0, position_sample=0.5)
+    batch = features(history=(tuple(range(1, 20)),) * 3)  # 3 x 18 pairs
+    losses = {float(model._position_loss(batch, training=False)) for _ in range(5)}
+    assert len(losses) > 1  # a fresh random subset each step
+    full = _sa_model(position_targets=1.0)
+    assert len({float(full._position_loss(batch, training=False)) for _ in range(3)}) == 1
