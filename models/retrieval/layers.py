@@ -175,7 +175,9 @@ class QueryTower(_Tower):
         Position i's query sees h_0..h_i only: the same head as `call`, with the
         history mean and the encoder state of the prefix in place of the whole
         history's; it is the query for the next history item h_{i+1} (SASRec's
-        every-position targets). Rows come in row-major order of `select`. Needs a
+        every-position targets). Positions keep their recency in the whole window,
+        as in SASRec's left-padded windows; at the most recent position this is
+        exactly `call`. Rows come in row-major order of `select`. Needs a
         history_encoder.
         """
         history, mask = self.history(features)

@@ -111,20 +111,24 @@ def _sa_model(**history):
     return build_model(small(history=HistoryEncoderSpec(**{**spec, **history})), SIZES, COUNTS)
 
 
-def test_a_prefix_query_equals_the_query_of_that_prefix_as_a_whole_history():
+def test_the_whole_history_prefix_query_is_the_query_towers_output():
     from schemas import features as F
-    from tests.models.retrieval.test_model import HISTORY, features
+    from tests.models.retrieval.test_model import features
 
     model = _sa_model(position_targets=1.0)
     batch = features(history=((1, 2, 3), (), (5,)))
     select = np.zeros((3, F.HISTORY_LENGTH), bool)
-    select[0, 1] = True  # row 0's prefix (1, 2): the query for its next item, 3
+    select[0, 2] = select[2, 0] = True  # the most recent position of rows 0 and 2
     prefix = model.query_tower.prefix_queries(batch, tf.constant(select)).numpy()
-    cut = features(history=((1, 2), (), (5,)))
-    whole = model.query_tower(cut).numpy()
-    assert prefix.shape == (1, 8)
-    np.testing.assert_allclose(prefix[0], whole[0], atol=1e-5)
-    assert tf.reduce_all(batch[HISTORY][0, :3] == [1, 2, 3])
+    whole = model.query_tower(batch).numpy()
+    assert prefix.shape == (2, 8)
+    np.testing.assert_allclose(prefix, whole[[0, 2]], atol=1e-5)
+    # An earlier prefix differs: it sees fewer items (and, as in SASRec's left-padded
+    # windows, keeps its positions relative to the window's most recent item).
+    select[:] = False
+    select[0, 1] = True
+    earlier = model.query_tower.prefix_queries(batch, tf.constant(select)).numpy()
+    assert np.abs(earlier[0] - whole[0]).max() > 1e-3
 
 
 def test_position_loss_by_hand_softmax_over_the_distinct_next_items():
