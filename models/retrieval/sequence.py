@@ -44,11 +44,11 @@ class HistoryEncoderSpec:
             pairs, so a share loses little and costs less).
     """
 
-    kind: str = MEAN
+    kind: str = SELF_ATTENTION
     num_layers: int = 2
     num_heads: int = 2
     dropout: float = 0.2
-    position_targets: float = 0.0
+    position_targets: float = 1.0
     position_sample: float = 1.0
 
     def __post_init__(self):
