@@ -36,8 +36,9 @@ class ServedModels:
             at `<work_dir>/two_tower-<s>/model/Format-Serving` (`retrieval_systems.two_tower`).
     """
 
-    def __init__(self, transform_graph: str, root: str, work_dir: str):
+    def __init__(self, transform_graph: str, root: str, work_dir: str, seed: int = 0):
         self.graph, self.root, self.work_dir = transform_graph, root, work_dir
+        self.seed = seed
         self.ranker: dict[str, tuple[str, dict]] = {}
 
     def retrieval_dir(self, split: S.Split) -> str:
@@ -68,16 +69,19 @@ class ServedModels:
             serving_model_dir=os.path.join(root, "model", "Format-Serving"),
             model_run_dir=os.path.join(root, "model_run"),
             base_model=None,
-            custom_config={CUSTOM_CONFIG_KEY: RankingConfig().to_dict()},
+            custom_config={CUSTOM_CONFIG_KEY: RankingConfig(seed=self.seed).to_dict()},
         )
         print(
-            f"    training the DIN ranker ({split.name} split, RankingConfig defaults)", flush=True
+            f"    training the DIN ranker ({split.name} split, RankingConfig defaults, "
+            f"seed {self.seed})",
+            flush=True,
         )
         start = time.perf_counter()
         trainer.run_fn(args)
         with open(os.path.join(args.model_run_dir, trainer.SUMMARY_FILE)) as f:
             summary = json.load(f)
         info = {"din_trainer_wall_s": time.perf_counter() - start, "din_eval": summary["eval"]}
+        info["din_seed"] = self.seed
         self.ranker[split.name] = (args.serving_model_dir, info)
         return self.ranker[split.name]
 

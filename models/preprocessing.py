@@ -112,6 +112,7 @@ def _context(inputs):
         F.YEAR_NORMALIZED: tf.where(known, (year - mean) / tf.maximum(std, 1e-6), 0.0),
         F.HISTORY_LENGTH_FEATURE: _dense(inputs[F.HISTORY_LENGTH_FEATURE], 0),
         F.LABEL: _dense(inputs[F.LABEL], 0),
+        F.EVENT: _dense(inputs[F.EVENT], 1),
     }
 
 

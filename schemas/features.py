@@ -74,6 +74,7 @@ TABLE_KEYS = {INTERACTIONS: (USER_ID, ITEM_ID, TIMESTAMP), ITEMS: (ITEM_ID,), US
 # negative). History features are padded with PAD to HISTORY_LENGTH, most
 # recent item last.
 LABEL = "label"
+EVENT = "event"  # 1: an interaction from the log (any rating); 0: a sampled ranker negative
 HISTORY_ITEM_IDS = "history_item_ids"
 HISTORY_GENRES = "history_genres"  # primary genre of each history item
 HISTORY_LENGTH_FEATURE = "history_length"
@@ -93,6 +94,7 @@ SEQUENCE_FEATURES: dict[str, str] = {
     ITEM_ID: STRING,
     TIMESTAMP: INT,
     LABEL: INT,
+    EVENT: INT,
     AGE: INT,
     GENDER: STRING,
     OCCUPATION: STRING,

@@ -278,12 +278,13 @@ def event_examples(
             negatives = sampler.sample(rng, cfg.negative_ratio, timeline.seen)
             if counts is not None and len(negatives) < cfg.negative_ratio:
                 counts[NOTE_NEGATIVES_SHORT] += cfg.negative_ratio - len(negatives)
-            targets += [_target(item_id, 0, items) for item_id in negatives]
+            targets += [_target(item_id, 0, items, event=0) for item_id in negatives]
         yield event.split, _context(timeline, event, items, cfg), targets
 
 
-def _target(item_id: str, label: int, items: Mapping) -> dict:
-    return {F.ITEM_ID: item_id, F.LABEL: label, **_item_features(items[item_id])}
+def _target(item_id: str, label: int, items: Mapping, event: int = 1) -> dict:
+    """An example's target part; event 0 marks a sampled negative (not in the log)."""
+    return {F.ITEM_ID: item_id, F.LABEL: label, F.EVENT: event, **_item_features(items[item_id])}
 
 
 def emit_examples(timeline, items, sampler, cfg, counts=None) -> Iterator[tuple[str, dict]]:

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 from models.common.embeddings import FULL, EmbeddingSpec
+from models.retrieval.sequence import HistoryEncoderSpec
 
 LOSSES = ("listwise", "pointwise", "triplet_hinge", "triplet_logistic", "sampled_softmax")
 NEGATIVE_DISTRIBUTIONS = ("uniform", "unigram")
@@ -75,6 +76,11 @@ class RetrievalConfig:
         item2vec_epochs: item2vec passes.
         mode: "full" (warm start + one epoch when a base model exists) or "incremental"
             (train only the id embeddings).
+        history: HistoryEncoderSpec: how the query tower pools the history (mean, or
+            causal self-attention over it).
+        non_positive_weight: listwise: every logged event below the rating threshold is
+            a retrieval target too, with this weight (positives weigh 1; 0 = positives
+            only). Sampled ranker negatives are never targets.
     """
 
     embedding_dim: int = 32
@@ -120,11 +126,15 @@ class RetrievalConfig:
     item2vec_window: int = 5
     item2vec_epochs: int = 5
     mode: str = "full"
+    history: HistoryEncoderSpec = dataclasses.field(default_factory=HistoryEncoderSpec)
+    non_positive_weight: float = 0.0
 
     def __post_init__(self):
         for spec in ("item_embedding", "user_embedding"):
             if isinstance(getattr(self, spec), dict):  # from JSON
                 object.__setattr__(self, spec, _spec_from_dict(spec, getattr(self, spec)))
+        if isinstance(self.history, dict):  # from JSON
+            object.__setattr__(self, "history", _history_from_dict(self.history))
         self._check_sizes()
         self._check_choices()
         self._check_combinations()
@@ -146,6 +156,7 @@ class RetrievalConfig:
         _require("mined_ratio", 0 <= self.mined_ratio <= 1, "must be in [0, 1]", self.mined_ratio)
         _require("max_mined_per_user", self.max_mined_per_user >= 1, "must be >= 1")
         _require("downsample_threshold", self.downsample_threshold >= 0, "must be >= 0")
+        _require("non_positive_weight", self.non_positive_weight >= 0, "must be >= 0")
         _require("cold_min_count", self.cold_min_count >= 1, "must be >= 1")
         _require("cold_boost", self.cold_boost >= 1.0, "must be >= 1.0", self.cold_boost)
         _require("num_sampled", self.num_sampled >= 1, "must be >= 1", self.num_sampled)
@@ -163,6 +174,7 @@ class RetrievalConfig:
         for name in ("item_embedding", "user_embedding"):
             _require(name, isinstance(getattr(self, name), EmbeddingSpec), "must be EmbeddingSpec")
         _require("pretrained", self.pretrained is None or bool(self.pretrained), "is empty")
+        _require("history", isinstance(self.history, HistoryEncoderSpec), "must be a spec")
 
     def _check_combinations(self):
         _require(
@@ -215,6 +227,15 @@ def _spec_from_dict(field: str, values: dict) -> EmbeddingSpec:
         return EmbeddingSpec(**values)
     except ValueError as e:
         raise ValueError(f"RetrievalConfig.{field}: {e}") from None
+
+
+def _history_from_dict(values: dict) -> HistoryEncoderSpec:
+    known = {f.name for f in dataclasses.fields(HistoryEncoderSpec)}
+    _require("history", set(values) <= known, f"has unknown keys {sorted(set(values) - known)}")
+    try:
+        return HistoryEncoderSpec(**values)
+    except ValueError as e:
+        raise ValueError(f"RetrievalConfig.history: {e}") from None
 
 
 def _json_safe(value):

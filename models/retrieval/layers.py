@@ -19,6 +19,7 @@ import tensorflow as tf
 import tf_keras
 
 from models.common import embeddings as E
+from models.retrieval.sequence import SequenceEncoder, last_state
 from schemas import features as F
 
 T = F.transformed_name
@@ -56,6 +57,7 @@ CUSTOM_OBJECTS = {
     "QREmbedding": E.QREmbedding,
     "MixedDimEmbedding": E.MixedDimEmbedding,
     "FixedEmbedding": FixedEmbedding,
+    "SequenceEncoder": SequenceEncoder,
 }
 
 
@@ -123,32 +125,78 @@ class QueryTower(_Tower):
         feature_sizes: {transformed name: rows} for QUERY_CATEGORICALS.
         pretrained: optional FixedEmbedding shared with the CandidateTower; its
             masked history mean is an extra input ("input" mode).
+        history_encoder: optional SequenceEncoder; its state at the most recent
+            history position is an extra input (beside the masked mean).
     """
 
-    def __init__(self, item_embedding, user_embedding, feature_sizes, pretrained=None, **kw):
+    def __init__(
+        self,
+        item_embedding,
+        user_embedding,
+        feature_sizes,
+        pretrained=None,
+        history_encoder=None,
+        **kw,
+    ):
         super().__init__(**kw)
         self.item_embedding, self.user_embedding = _layer(item_embedding), _layer(user_embedding)
         self.pretrained = _layer(pretrained)
+        self.history_encoder = _layer(history_encoder)
         self.feature_sizes = {k: int(v) for k, v in feature_sizes.items()}
         self.categoricals = {
             name: E.FullEmbedding(self.feature_sizes[name], self.feature_dim, name=f"{name}_emb")
             for name in QUERY_CATEGORICALS
         }
 
+    @staticmethod
+    def history(features) -> tuple[tf.Tensor, tf.Tensor]:
+        """(history ids [B, L], -1 where masked; mask [B, L] float) of a transformed batch."""
+        history = tf.cast(features[HISTORY], tf.int64)
+        mask = tf.cast(features[F.HISTORY_MASK], tf.float32) * tf.cast(history >= 0, tf.float32)
+        return tf.where(mask > 0, history, -1), mask  # masked positions never reach a table
+
     def call(self, features, training=None):
         """features: user_id_idx [B], gender/occupation/age_idx [B], hour_of_day [B],
         day_of_week [B], history_item_ids_idx [B, L] (-1 padded), history_mask [B, L]."""
-        history = tf.cast(features[HISTORY], tf.int64)
-        mask = tf.cast(features[F.HISTORY_MASK], tf.float32) * tf.cast(history >= 0, tf.float32)
-        history = tf.where(mask > 0, history, -1)  # masked positions never reach a table
-        parts = [
-            self.user_embedding(features[USER]),
-            masked_mean(self.item_embedding(history), mask),
-        ]
+        history, mask = self.history(features)
+        vectors = self.item_embedding(history)
+        parts = [self.user_embedding(features[USER]), masked_mean(vectors, mask)]
+        if self.history_encoder is not None:
+            states = self.history_encoder(vectors, mask, training=training)
+            parts.append(last_state(states, mask))
         parts += [self.categoricals[n](features[n]) for n in QUERY_CATEGORICALS]
         if self.pretrained is not None:
             parts.append(masked_mean(self.pretrained(history), mask))
         return self.head(parts, training)
+
+    def prefix_queries(self, features, select, training=None) -> tf.Tensor:
+        """[P, output_dim] queries of the history prefixes where select [B, L] is True.
+
+        Position i's query sees h_0..h_i only: the same head as `call`, with the
+        history mean and the encoder state of the prefix in place of the whole
+        history's; it is the query for the next history item h_{i+1} (SASRec's
+        every-position targets). Positions keep their recency in the whole window,
+        as in SASRec's left-padded windows; at the most recent position this is
+        exactly `call`. Rows come in row-major order of `select`. Needs a
+        history_encoder.
+        """
+        history, mask = self.history(features)
+        vectors = self.item_embedding(history)
+        states = self.history_encoder(vectors, mask, training=training)
+        length = tf.shape(history)[1]
+
+        def per_position(t):  # [B, W] -> [B, L, W]
+            return tf.repeat(tf.cast(t, tf.float32)[:, tf.newaxis, :], length, axis=1)
+
+        def prefix_mean(v):
+            m = mask[..., tf.newaxis]
+            return tf.cumsum(v * m, axis=1) / tf.maximum(tf.cumsum(m, axis=1), 1.0)
+
+        parts = [per_position(self.user_embedding(features[USER])), prefix_mean(vectors), states]
+        parts += [per_position(self.categoricals[n](features[n])) for n in QUERY_CATEGORICALS]
+        if self.pretrained is not None:
+            parts.append(prefix_mean(self.pretrained(history)))
+        return self.head([tf.boolean_mask(tf.concat(parts, axis=-1), select)], training)
 
     def get_config(self):
         return {
@@ -157,6 +205,7 @@ class QueryTower(_Tower):
             "user_embedding": _serialize(self.user_embedding),
             "feature_sizes": self.feature_sizes,
             "pretrained": _serialize(self.pretrained),
+            "history_encoder": _serialize(self.history_encoder),
         }
 
 

@@ -38,9 +38,11 @@ from models.retrieval.layers import (
     ItemCatalog,
     QueryTower,
 )
+from models.retrieval.sequence import SELF_ATTENTION, SequenceEncoder
 from schemas import features as F
 
 TRIPLET = {"triplet_hinge", "triplet_logistic"}
+TARGET_WEIGHT = "target_weight"  # [B] weight of each retrieval target (trainer.positive_rows)
 
 
 class _Randomness:
@@ -101,10 +103,35 @@ class RetrievalModel(tfrs.Model):
         ids = tf.cast(features[ITEM], tf.int64)
         loss = self.config.loss
         if loss == "listwise":
-            return self._listwise(query, positives, ids, features, training)
-        if loss == "sampled_softmax":
-            return self._sampled_softmax(query, ids, training)
-        return self._explicit(query, positives, ids, features, training)
+            main = self._listwise(query, positives, ids, features, training)
+        elif loss == "sampled_softmax":
+            main = self._sampled_softmax(query, ids, training)
+        else:
+            main = self._explicit(query, positives, ids, features, training)
+        weight = self.config.history.position_targets
+        if weight and self.query_tower.history_encoder is not None:
+            main += weight * self._position_loss(features, training)
+        return main
+
+    def _position_loss(self, features, training):
+        """SASRec's every-position loss: each history prefix's query [B, L] predicts the
+        next history item, softmax over the batch's distinct next items (log-Q corrected
+        by their positive frequency, as the in-batch positives are)."""
+        history, mask = self.query_tower.history(features)
+        valid = mask[:, 1:] > 0  # a next item exists
+        share = self.config.history.position_sample
+        if share < 1.0:
+            valid &= self._random.generator.uniform(tf.shape(valid)) < share
+        select = tf.pad(valid, [[0, 0], [0, 1]])  # the last position has no next item
+        q = self.query_tower.prefix_queries(features, select, training=training)  # [P, D]
+        targets = tf.boolean_mask(history[:, 1:], valid)  # [P]
+        unique, label = tf.unique(targets)
+        logits = self.score(q, self.embed_items(unique, training))
+        if self.config.log_q:
+            q_prob = tf.maximum(tf.gather(self._item_probs, unique), losses.PROB_FLOOR)
+            logits -= tf.math.log(q_prob)[tf.newaxis, :]
+        per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)
+        return tf.reduce_sum(per_row) / tf.maximum(tf.cast(tf.size(per_row), tf.float32), 1.0)
 
     def _listwise(self, query, positives, ids, features, training):
         cfg = self.config
@@ -136,6 +163,7 @@ class RetrievalModel(tfrs.Model):
             positive_ids=ids if hits else None,
             candidate_ids=tf.concat(cand_ids, axis=0) if hits else None,
             num_hard_negatives=cfg.num_hard_negatives,
+            sample_weight=features.get(TARGET_WEIGHT),
         )
 
     def _explicit_negatives(self, features, ids):
@@ -255,6 +283,7 @@ def build_model(
     catalog: ItemCatalog | None = None,
     mined: np.ndarray | None = None,
     pretrained: np.ndarray | None = None,
+    history_length: int = F.HISTORY_LENGTH,
 ) -> RetrievalModel:
     """Builds and compiles the model.
 
@@ -265,6 +294,7 @@ def build_model(
         catalog: item features per item id (default: ids only).
         mined: optional [num_user_ids, P] mined negatives (`updates.load_mined_negatives`).
         pretrained: optional [V, P] item vectors, used per config.pretrained_mode.
+        history_length: L of the history (Transform's; sizes the encoder's positions).
     """
     num_items, dim = vocab_sizes[F.ITEM_ID], config.embedding_dim
     tf_keras.utils.set_random_seed(config.seed)
@@ -283,7 +313,21 @@ def build_model(
     sizes = {GENDER: F.GENDER, OCCUPATION: F.OCCUPATION, AGE: F.AGE}
     sizes = {k: vocab_sizes[v] for k, v in sizes.items()}
     sizes.update({n: vocab_sizes[n] for n in (F.HOUR_OF_DAY, F.DAY_OF_WEEK)})
-    query = QueryTower(item_emb, user_emb, sizes, pretrained=fixed, name="query_tower", **head)
+    encoder = None
+    if config.history.kind == SELF_ATTENTION:
+        spec = config.history
+        encoder = SequenceEncoder(
+            spec.num_layers, spec.num_heads, spec.dropout, history_length, name="history_encoder"
+        )
+    query = QueryTower(
+        item_emb,
+        user_emb,
+        sizes,
+        pretrained=fixed,
+        history_encoder=encoder,
+        name="query_tower",
+        **head,
+    )
     candidate = CandidateTower(
         item_emb, vocab_sizes[F.PRIMARY_GENRE], pretrained=fixed, name="candidate_tower", **head
     )

@@ -23,12 +23,12 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from models.common import data
+from models.common import data, requests
 from models.common.embeddings import memory_report
 from models.retrieval import export, samplers, updates
 from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
 from models.retrieval.layers import ItemCatalog
-from models.retrieval.model import build_model, compile_model
+from models.retrieval.model import TARGET_WEIGHT, build_model, compile_model
 from schemas import features as F
 
 SUMMARY_FILE = "training_summary.json"
@@ -52,7 +52,8 @@ def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, tra
         training: resample, shuffle and drop the last partial batch.
     """
     ds = data.make_dataset(files, tft_output, _READ_BATCH, shuffle=False, num_epochs=1)
-    ds = ds.map(positive_rows).unbatch()
+    weight = config.non_positive_weight if training else 0.0
+    ds = ds.map(lambda batch: positive_rows(batch, weight)).unbatch()
     if training:
         keep = repeat = None
         if config.downsample_threshold > 0:
@@ -65,13 +66,23 @@ def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, tra
     return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
-def positive_rows(batch: dict) -> dict:
-    """The rows of a parsed batch whose label is 1; sparse features keep their values.
+def positive_rows(batch: dict, non_positive_weight: float = 0.0) -> dict:
+    """The rows of a parsed batch that are retrieval targets; sparse features keep their values.
+
+    Targets are the positives (label 1), and with non_positive_weight > 0 every other
+    logged event too (event 1: a low rating; never a sampled ranker negative), which
+    then carries TARGET_WEIGHT = 1 for positives and non_positive_weight for the rest.
+    Data written before the `event` feature existed gives positives only.
 
     Filtering whole batches, not single examples: `unbatch().filter(...)` cost ~37 us
     per example. A shuffled training pass over ML-100K's split took 20.5 s, 2.2-2.6 s now.
     """
-    keep = tf.equal(tf.reshape(batch[F.LABEL], [-1]), 1)
+    positive = tf.equal(tf.reshape(batch[F.LABEL], [-1]), 1)
+    keep = positive
+    if non_positive_weight > 0 and F.EVENT in batch:
+        keep = tf.logical_or(positive, tf.equal(tf.reshape(batch[F.EVENT], [-1]), 1))
+        batch = dict(batch)
+        batch[TARGET_WEIGHT] = tf.where(positive, 1.0, float(non_positive_weight))
     out = {}
     for name, value in batch.items():
         if isinstance(value, tf.SparseTensor):
@@ -136,7 +147,15 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
         mined = updates.load_mined_negatives(
             config.mined_negatives_path, tft_output, config.max_mined_per_user
         )
-    model = build_model(config, sizes, counts, catalog=catalog, mined=mined, pretrained=pretrained)
+    model = build_model(
+        config,
+        sizes,
+        counts,
+        catalog=catalog,
+        mined=mined,
+        pretrained=pretrained,
+        history_length=requests.history_length(tft_output.raw_feature_spec()),
+    )
     info, epochs = {"mode": config.mode, "base_model": fn_args.base_model}, config.epochs
     if fn_args.base_model:
         report = updates.warm_start(model, fn_args.base_model, tft_output)

@@ -101,3 +101,33 @@ def test_split_rejects_queries_whose_targets_disagree_with_the_events():
     with pytest.raises(ValueError, match="u1's target disagrees"):
         S.Split("test", data, ["u1"], ITEMS, EVENTS, D.target_cutoffs(EVENTS), "")
     S.Split("validation", data, ["u1"], ITEMS, EVENTS, D.validation_cutoffs(EVENTS), "")
+
+
+def test_seed_mean_averages_each_metric_and_reports_the_spread_by_hand():
+    from bench.retrieval import seed_mean
+
+    runs = [
+        {"hr@10": 0.2, "ndcg@10": 0.1, "hr@100": 0.5, "recall_curve": [0.1, 0.2], "wall_s": 3.0},
+        {"hr@10": 0.4, "ndcg@10": 0.3, "hr@100": 0.7, "recall_curve": [0.3, 0.4], "wall_s": 5.0},
+    ]
+    row = seed_mean(runs, [7, 9])
+    assert row["hr@10"] == pytest.approx(0.3) and row["ndcg@10"] == pytest.approx(0.2)
+    assert row["hr@10_std"] == pytest.approx(0.1)  # population std of {0.2, 0.4}
+    assert row["ndcg@10_std"] == pytest.approx(0.1)
+    assert row["recall_curve"] == pytest.approx([0.2, 0.3])
+    assert [s["seed"] for s in row["seeds"]] == [7, 9]
+    assert row["per_seed_extras"] == [{"wall_s": 3.0}, {"wall_s": 5.0}]
+
+
+def test_verdict_compares_with_the_stronger_ease_per_metric():
+    from bench.retrieval_report import stronger_ease, verdict
+
+    rows = {
+        "ease_all": {"hr@10": 0.20, "ndcg@10": 0.08},
+        "ease_positive": {"hr@10": 0.18, "ndcg@10": 0.10},
+    }
+    assert stronger_ease(rows) == {"hr@10": 0.20, "ndcg@10": 0.10}
+    ok, ratios = verdict({"hr@10": 0.221, "ndcg@10": 0.111}, rows, 1.10)
+    assert ok and ratios == pytest.approx({"hr@10": 1.105, "ndcg@10": 1.11})
+    ok, _ = verdict({"hr@10": 0.23, "ndcg@10": 0.109}, rows, 1.10)
+    assert not ok  # NDCG@10 short of 1.10 x the positives-only EASE

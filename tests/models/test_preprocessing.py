@@ -23,6 +23,7 @@ ROWS = [
         user_id="u1",
         item_id="A",
         label=1,
+        event=1,
         timestamp=0,
         age=30,
         gender="F",
@@ -39,6 +40,7 @@ ROWS = [
         user_id="u2",
         item_id="B",
         label=0,
+        event=0,
         timestamp=90000,
         age=-1,
         gender=F.UNKNOWN,
@@ -55,6 +57,7 @@ ROWS = [
         user_id="u1",
         item_id="A",
         label=1,
+        event=1,
         timestamp=392400,
         age=17,
         gender="F",
@@ -129,6 +132,7 @@ def test_exact_outputs(tmp_path):
     # 1970-01-01 00:00 was a Thursday (3); t=90000 is Fri 01:00; t=392400 is Mon 13:00.
     assert [(r[F.DAY_OF_WEEK], r[F.HOUR_OF_DAY]) for r in (r1, r2, r3)] == [(3, 0), (4, 1), (0, 13)]
     assert [r[F.LABEL] for r in (r1, r2, r3)] == [1, 0, 1]
+    assert [r[F.EVENT] for r in (r1, r2, r3)] == [1, 0, 1]  # passed through for the trainer
     # The positive counts for log-Q: A is positive twice, nothing else.
     assert tft_out.vocabulary_by_name(F.ITEM_POSITIVE_FREQ_VOCAB) == [b"2 A"]
     assert tft_out.vocabulary_by_name(F.ITEM_VOCAB) == [b"A", b"C", b"B"]

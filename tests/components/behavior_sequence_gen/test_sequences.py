@@ -181,3 +181,17 @@ def test_history_buckets():
         "20+",
         "20+",
     ]
+
+
+def test_logged_events_are_marked_and_sampled_negatives_are_not():
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=2)
+    timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], {}, ITEMS, cfg)
+    sampler = S.NegativeSampler({i: 1 for i in ITEMS}, power=0.75)
+    examples = [x for _, x in S.emit_examples(timeline, ITEMS, sampler, cfg)]
+    # A (positive) + 2 sampled, B (a low rating: logged, label 0) alone, C + 2 sampled.
+    assert [(x[F.ITEM_ID], x[F.LABEL], x[F.EVENT]) for x in examples if x[F.EVENT]] == [
+        ("A", 1, 1),
+        ("B", 0, 1),
+        ("C", 1, 1),
+    ]
+    assert [x[F.LABEL] for x in examples if not x[F.EVENT]] == [0] * 4

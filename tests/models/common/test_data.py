@@ -88,3 +88,21 @@ def test_positive_rows_keeps_labelled_rows_and_their_sparse_values():
     assert isinstance(out[GENRES], tf.SparseTensor)
     dense = tf.sparse.to_dense(out[GENRES], default_value=-1).numpy()
     np.testing.assert_array_equal(dense, [[3, 4], [-1, -1], [6, -1]])
+
+
+def test_positive_rows_with_a_non_positive_weight_keeps_logged_events_not_sampled_negatives():
+    from models.retrieval.trainer import TARGET_WEIGHT
+
+    batch = {
+        LABEL: tf.constant([1, 0, 0, 1], tf.int64),
+        F.EVENT: tf.constant([1, 1, 0, 1], tf.int64),  # row 1: a low rating; row 2: sampled
+        ITEM: tf.constant([10, 11, 12, 13], tf.int64),
+    }
+    out = positive_rows(batch, 0.25)
+    np.testing.assert_array_equal(out[ITEM].numpy(), [10, 11, 13])
+    np.testing.assert_allclose(out[TARGET_WEIGHT].numpy(), [1.0, 0.25, 1.0])
+    only = positive_rows(batch)  # weight 0: positives only, no weight column
+    np.testing.assert_array_equal(only[ITEM].numpy(), [10, 13])
+    assert TARGET_WEIGHT not in only
+    old = positive_rows({k: v for k, v in batch.items() if k != F.EVENT}, 0.25)
+    np.testing.assert_array_equal(old[ITEM].numpy(), [10, 13])  # data without `event`
