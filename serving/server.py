@@ -21,9 +21,9 @@ import grpc
 import tensorflow as tf
 from google.protobuf import text_format
 
+from serving import manager as manager_lib
 from serving import protos, servable, service, tensors
 from serving.batching import Batcher
-from serving.manager import ModelManager
 from serving.predictor import Predictor
 from serving.rest import start_rest_server
 
@@ -42,6 +42,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model-base-path", default=".work/serving/recommender")
     p.add_argument("--poll-seconds", type=float, default=2.0, help="file-system poll interval")
     p.add_argument("--version-labels", default="", help="e.g. stable=3,canary=4")
+    p.add_argument(
+        "--max-num-load-retries",
+        type=int,
+        default=manager_lib.MAX_NUM_LOAD_RETRIES,
+        help="retries of a failed version load (a changed file retries at once)",
+    )
+    p.add_argument(
+        "--load-retry-interval-micros",
+        type=int,
+        default=int(manager_lib.LOAD_RETRY_INTERVAL_S * 1e6),
+        help="interval between load retries",
+    )
     p.add_argument("--batching", action="store_true", help="merge concurrent requests")
     p.add_argument("--batching-parameters-file", default=DEFAULT_BATCHING_FILE)
     p.add_argument("--max-batch-size", type=int, help="overrides the batching file")
@@ -103,12 +115,14 @@ class ModelServer:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.manager = ModelManager(
+        self.manager = manager_lib.ModelManager(
             args.model_name,
             args.model_base_path,
             args.poll_seconds,
             args.version_labels,
             loader=functools.partial(servable.Servable, executor=args.tf_executor),
+            max_retries=args.max_num_load_retries,
+            retry_interval=args.load_retry_interval_micros / 1e6,
         )
         limits = tensors.Limits(max_batch=args.max_batch, max_history=args.max_history)
         self.batcher = make_batcher(args)
