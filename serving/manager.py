@@ -232,7 +232,7 @@ class ModelManager:
     def _resolve(self, version: int | None, label: str | None) -> Servable:
         if label:
             if label not in self.version_labels:
-                raise errors.invalid(f"Unrecognized servable version label: {label}")
+                raise errors.invalid(f"Unrecognized servable version label: {errors.clip(label)}")
             version = self.version_labels[label]
         current = self._current
         if current is None or (version is not None and version != current.version):
