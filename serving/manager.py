@@ -15,7 +15,9 @@ changes (a non-atomic copy that is still being written finishes, then loads).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import gc
 import logging
 import os
 import threading
@@ -73,6 +75,14 @@ def fingerprint(path: str) -> tuple:
                 continue
             entries.append((os.path.relpath(full, path), stat.st_size, stat.st_mtime_ns))
     return tuple(sorted(entries))
+
+
+def release_heap() -> None:
+    """Returns freed heap pages to the OS (glibc malloc_trim; a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclasses.dataclass
@@ -219,14 +229,27 @@ class ModelManager:
         message = "serving %s version %d (loaded in %.1f s, %d warm-up requests)"
         log.info(message, self.name, version, seconds, warmup)
         if old is not None:
-            threading.Thread(target=self._unload, args=(old,), daemon=True).start()
+            holder = [old]  # the thread's only reference, so that _unload can drop it
+            del old
+            threading.Thread(target=self._unload, args=(holder,), daemon=True).start()
         return True
 
-    def _unload(self, servable: Servable) -> None:
+    def _unload(self, holder: list) -> None:
+        """Waits for the old version's requests, destroys it, and frees its memory now.
+
+        A loaded SavedModel is a web of reference cycles: without a collection here its
+        variables and functions stayed until Python's next full collection, which under
+        load came only every several swaps (RSS grew ~20 MiB per swap in the soak).
+        """
+        servable = holder.pop()
         servable.wait_idle()
+        version = servable.version
         servable.unload()
-        self._set_state(servable.version, State.END)
-        log.info("unloaded %s version %d", self.name, servable.version)
+        del servable
+        gc.collect()
+        release_heap()
+        self._set_state(version, State.END)
+        log.info("unloaded %s version %d", self.name, version)
 
     # -- lookups ----------------------------------------------------------------
     def _resolve(self, version: int | None, label: str | None) -> Servable:
