@@ -144,3 +144,19 @@ def test_bad_ssl_config_names_the_problem(tmp_path, pki):
     path.write_text(open(good).read() + "client_verify: true\n")
     with pytest.raises(ValueError, match="client_verify needs custom_ca"):
         tls.read_ssl_config(str(path))
+
+
+def test_the_query_client_speaks_tls(serve, tmp_path, pki, capsys):
+    from serving import client
+
+    running = serve((1,), "--ssl-config-file", _config_file(tmp_path, pki, True))
+    files = {}
+    for name in ("ca", "client_cert", "client_key"):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_text(pki[name])
+    argv = ["query", "--host", "127.0.0.1", "--port", str(running.port), "--model-name", MODEL,
+            "--model-base-path", running.base_path, "--user", "u1", "--history", "i1", "--json",
+            "--ssl-root-cert", str(files["ca"]), "--ssl-client-cert", str(files["client_cert"]),
+            "--ssl-client-key", str(files["client_key"])]  # fmt: skip
+    assert client.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 1
