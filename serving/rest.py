@@ -28,6 +28,9 @@ from serving import rest_api
 from serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
+# tornado logs every malformed request at INFO ("Malformed HTTP message"): a client could
+# flood the log; those are answered 400 and need no line each.
+logging.getLogger("tornado.general").setLevel(logging.WARNING)
 _REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -92,7 +95,7 @@ class _Handler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(payload))
 
-    get = post = put = delete = patch = head = options = _answer
+    get = post = put = delete = patch = options = _answer
 
 
 class RestServer:
