@@ -4,7 +4,9 @@ Modules:
     errors: a ServingError carries the gRPC status code every transport answers with;
         client-supplied names are clipped and server paths redacted in messages.
     tensors: TensorProto / JSON <-> numpy conversion and validation against a SignatureDef.
-    servable: one loaded SavedModel version (ScaNN ops registered when the model needs them).
+    servable: one loaded SavedModel version (ScaNN ops registered when the model needs them);
+        unloading destroys its tables.
+    signature: one callable signature and its fast call path.
     manager: the file-system source: version names as TF Serving's, latest-version policy,
         manifest check, load retries, polling, hot swap, unloading.
     batching: optional server-side batching of concurrent requests.
