@@ -73,15 +73,14 @@ def _parser(message_class):
     return parse
 
 
-_UNDECODABLE_LOG = RateLimitedLog()
-
-
 class RequestStats:
-    """Thread-safe count of answered requests per status code name."""
+    """Thread-safe count of answered requests per status code name, and the server's
+    rate-limited log of undecodable requests."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self.counts = collections.Counter()
+        self.undecodable_log = RateLimitedLog()
 
     def add(self, code_name: str) -> None:
         with self._lock:
@@ -91,7 +90,7 @@ class RequestStats:
 def answer(stats: RequestStats, context, method, request):
     """Runs `method(request)`; any failure becomes a gRPC status, never a crash."""
     if isinstance(request, Undecodable):
-        _UNDECODABLE_LOG.warning(
+        stats.undecodable_log.warning(
             "undecodable %s of %d bytes from %s: %s",
             request.expected, request.size, context.peer(), request.error,
         )  # fmt: skip
