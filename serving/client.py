@@ -156,9 +156,26 @@ def _catalog_path(args: argparse.Namespace, version: int) -> str:
     return args.catalog or os.path.join(args.model_base_path, str(version), ITEMS_TSV)
 
 
+def _channel(args: argparse.Namespace) -> grpc.Channel:
+    """A TLS channel when --ssl-root-cert is given (with a client certificate if given)."""
+    target = f"{args.host}:{args.port}"
+    if not args.ssl_root_cert:
+        return grpc.insecure_channel(target)
+
+    def read(path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    key = read(args.ssl_client_key) if args.ssl_client_key else None
+    cert = read(args.ssl_client_cert) if args.ssl_client_cert else None
+    return grpc.secure_channel(
+        target, grpc.ssl_channel_credentials(read(args.ssl_root_cert), key, cert)
+    )
+
+
 def query(args: argparse.Namespace) -> dict:
     """Sends one query; returns the machine-readable result."""
-    with grpc.insecure_channel(f"{args.host}:{args.port}") as channel:
+    with _channel(args) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         sig_def, version = signature_def(
             stub, args.model_name, args.signature, args.timeout, args.version
@@ -204,6 +221,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     q.add_argument("--catalog", help="TSV item_id<TAB>title[<TAB>genres]")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.add_argument("--timeout", type=float, default=10.0)
+    q.add_argument("--ssl-root-cert", help="PEM file of the CA that signed the server: use TLS")
+    q.add_argument("--ssl-client-cert", help="PEM client certificate (server's client_verify)")
+    q.add_argument("--ssl-client-key", help="PEM key of --ssl-client-cert")
     args = p.parse_args(argv)
     if args.signature == C.RANK and not args.candidates:
         p.error("--signature rank needs --candidates")

@@ -15,6 +15,7 @@ from tensorflow_serving.apis import (
 
 from serving import errors, tensors
 from serving.batching import Batcher
+from serving.budget import RowBudget
 from serving.manager import ModelManager
 from serving.servable import DEFAULT_SIGNATURE
 
@@ -29,17 +30,25 @@ class Predictor:
         managers: model name -> ModelManager.
         limits: per-request limits.
         batcher: merges concurrent requests when given.
+        budget: bounds the rows run at once across requests (None: unbounded).
     """
 
-    def __init__(self, managers: dict, limits: tensors.Limits, batcher: Batcher | None = None):
+    def __init__(
+        self,
+        managers: dict,
+        limits: tensors.Limits,
+        batcher: Batcher | None = None,
+        budget: RowBudget | None = None,
+    ):
         self.managers = managers
         self.limits = limits
         self.batcher = batcher
+        self.budget = budget
 
     def manager(self, name: str) -> ModelManager:
         """The manager of model `name`; NOT_FOUND when unknown."""
         if name not in self.managers:
-            raise errors.not_found(f"Servable not found for request: Latest({name})")
+            raise errors.not_found(f"Servable not found for request: Latest({errors.clip(name)})")
         return self.managers[name]
 
     @contextlib.contextmanager
@@ -53,7 +62,7 @@ class Predictor:
         with self.manager(name).servable(version, label) as servable:
             if key not in servable.signatures:
                 raise errors.invalid(
-                    f'Serving signature key "{key}" not found; '
+                    f'Serving signature key "{errors.clip(key)}" not found; '
                     f"available: {sorted(servable.signatures)}"
                 )
             yield servable, servable.signatures[key]
@@ -62,7 +71,7 @@ class Predictor:
     def check_input_names(signature, names) -> None:
         """Every signature input present and nothing else; INVALID_ARGUMENT naming them."""
         missing = sorted(set(signature.inputs) - set(names))
-        extra = sorted(set(names) - set(signature.inputs))
+        extra = sorted(errors.clip(n) for n in set(names) - set(signature.inputs))[:10]
         if missing or extra:
             raise errors.invalid(
                 f"input size does not match signature '{signature.name}': "
@@ -74,7 +83,9 @@ class Predictor:
         """The output keys to answer with (all when the filter is empty)."""
         for key in output_filter:
             if key not in signature.outputs:
-                raise errors.invalid(f"output tensor alias not found in signature: {key}")
+                raise errors.invalid(
+                    f"output tensor alias not found in signature: {errors.clip(key)}"
+                )
         return list(output_filter) or sorted(signature.outputs)
 
     def run(self, servable, signature, arrays: dict) -> dict:
@@ -87,6 +98,17 @@ class Predictor:
             output key -> np.ndarray.
         """
         rows = tensors.batch_size(arrays, signature.inputs)
+        if self.budget is not None:
+            held = (
+                rows
+                if rows is not None
+                else max((a.shape[0] for a in arrays.values() if a.ndim), default=1)
+            )
+            with self.budget.hold(held):
+                return self._run(servable, signature, arrays, rows)
+        return self._run(servable, signature, arrays, rows)
+
+    def _run(self, servable, signature, arrays: dict, rows: int | None) -> dict:
         if self.batcher is None or rows is None:
             return servable.run(signature, arrays)
         key = (
@@ -130,7 +152,7 @@ class Predictor:
             raise errors.invalid("GetModelMetadataRequest must specify at least one metadata_field")
         for field in request.metadata_field:
             if field != SIGNATURE_DEF_FIELD:
-                raise errors.invalid(f"Metadata field {field} is not supported")
+                raise errors.invalid(f"Metadata field {errors.clip(field)} is not supported")
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
         with self.manager(spec.name).servable(version, spec.version_label) as servable:
@@ -148,12 +170,14 @@ class Predictor:
             raise errors.invalid("Missing ModelSpec")
         spec = request.model_spec
         if spec.name not in self.managers:
-            raise errors.not_found(f"Could not find any versions of model {spec.name}")
+            raise errors.not_found(f"Could not find any versions of model {errors.clip(spec.name)}")
         manager = self.managers[spec.name]
         version = spec.version.value if spec.HasField("version") else None
         if spec.version_label:
             if spec.version_label not in manager.version_labels:
-                raise errors.invalid(f"Unrecognized servable version label: {spec.version_label}")
+                raise errors.invalid(
+                    f"Unrecognized servable version label: {errors.clip(spec.version_label)}"
+                )
             version = manager.version_labels[spec.version_label]
         response = get_model_status_pb2.GetModelStatusResponse()
         for number, state, error in manager.statuses(version):

@@ -1,163 +1,179 @@
-"""TF Serving's REST API (port 8501): model status, metadata and `:predict`, on stdlib
-http.server threads. Request formats: row ("instances") and columnar ("inputs")."""
+"""The REST server (TF Serving's port 8501) on tornado: the routes and formats are
+`serving.rest_api`; this module is the transport.
+
+What tornado does for us: a body cap checked against Content-Length before any byte is
+read (a negative, non-numeric or oversized length: 400, connection closed), a header
+timeout for idle and stalled connections, a body timeout, keep-alive, and no thread per
+connection (one event-loop thread; 300 stalled sockets cost file descriptors, not
+threads). What this module adds: a connection cap (beyond it, 503 and close), a bounded
+pool of worker threads running the model, and a graceful stop that lets requests in
+flight finish within the grace period and then closes idle keep-alive connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
-import re
+import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent import futures
 
-import grpc
-from google.protobuf import json_format
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    model_pb2,
-)
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
 
-from serving import errors, tensors
-from serving.predictor import SIGNATURE_DEF_FIELD, Predictor
+from serving import rest_api
+from serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
-_ROUTE = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<metadata>/metadata)?(?::(?P<verb>[a-z]+))?$"
-)
-MAX_BODY_BYTES = 64 << 20
+# tornado logs every malformed request at INFO ("Malformed HTTP message"): a client could
+# flood the log; those are answered 400 and need no line each.
+logging.getLogger("tornado.general").setLevel(logging.WARNING)
+_REFUSED = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-def _spec(match) -> model_pb2.ModelSpec:
-    spec = model_pb2.ModelSpec(name=match["name"], version_label=match["label"] or "")
-    if match["version"]:
-        spec.version.value = int(match["version"])
-    return spec
+@dataclasses.dataclass(frozen=True)
+class RestOptions:
+    """Limits of the REST server.
+
+    Attributes:
+        max_body_bytes: largest request body (Content-Length checked before reading).
+        idle_timeout_s: a connection that sends no complete request header for this
+            long is closed (idle keep-alive and stalled sockets alike).
+        body_timeout_s: longest time to receive a body.
+        max_connections: open connections beyond this are answered 503 and closed.
+        workers: threads running requests (the model); more requests wait in a queue.
+    """
+
+    max_body_bytes: int = 64 << 20
+    idle_timeout_s: float = 30.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 128
+    workers: int = 8
 
 
-def _columns(body: dict, signature) -> dict:
-    """Input key -> JSON value, from the row or columnar format."""
-    single = next(iter(signature.inputs)) if len(signature.inputs) == 1 else None
-    if ("instances" in body) == ("inputs" in body):
-        raise errors.invalid('the request must have exactly one of "instances" or "inputs"')
-    if "inputs" in body:
-        value = body["inputs"]
-        if single is not None and not (isinstance(value, dict) and set(value) == {single}):
-            return {single: value}
-        if not isinstance(value, dict):
-            raise errors.invalid('"inputs" must be an object keyed by input name')
-        return value
-    rows = body["instances"]
-    if not isinstance(rows, list):
-        raise errors.invalid('"instances" must be a list')
-    if single is not None and not (rows and isinstance(rows[0], dict) and single in rows[0]):
-        return {single: rows}
-    if not all(isinstance(row, dict) for row in rows):
-        raise errors.invalid('"instances" must be a list of objects keyed by input name')
-    names = set().union(*(row.keys() for row in rows)) if rows else set(signature.inputs)
-    for i, row in enumerate(rows):
-        if set(row) != names:
-            raise errors.invalid(f"instance {i}: inputs {sorted(row)} differ from {sorted(names)}")
-    return {name: [row[name] for row in rows] for name in names}
+class _CappedHTTPServer(tornado.httpserver.HTTPServer):
+    """An HTTPServer that refuses connections beyond `max_connections`."""
+
+    max_connections = 128
+
+    def handle_stream(self, stream, address):
+        if len(self._connections) >= self.max_connections:
+            log.warning("REST: %d connections open, refusing %s", len(self._connections), address)
+            stream.io_loop.call_later(5.0, stream.close)  # a client that never reads
+            stream.write(_REFUSED).add_done_callback(lambda _: stream.close())
+            return
+        super().handle_stream(stream, address)
 
 
-def predict_json(predictor: Predictor, spec: model_pb2.ModelSpec, body: dict) -> dict:
-    """Answers a REST `:predict` body."""
-    if not isinstance(body, dict):
-        raise errors.invalid("the request body must be a JSON object")
-    version = spec.version.value if spec.HasField("version") else None
-    signature_name = body.get("signature_name", "")
-    with predictor.signature(spec.name, version, spec.version_label, signature_name) as held:
-        servable, signature = held
-        columns = _columns(body, signature)
-        predictor.check_input_names(signature, columns.keys())
-        arrays = {
-            name: tensors.json_to_array(name, value, signature.inputs[name], predictor.limits)
-            for name, value in columns.items()
-        }
-        results = predictor.run(servable, signature, arrays)
-        outputs = {k: tensors.array_to_json(v) for k, v in results.items()}
-        if "inputs" in body:
-            return {"outputs": outputs if len(outputs) > 1 else next(iter(outputs.values()))}
-        if len(outputs) == 1:
-            return {"predictions": next(iter(outputs.values()))}
-        rows = len(next(iter(outputs.values())))
-        return {"predictions": [{k: v[i] for k, v in outputs.items()} for i in range(rows)]}
+class _Handler(tornado.web.RequestHandler):
+    """Every path and method: runs `rest_api.handle` in the worker pool."""
 
+    def initialize(self, server: RestServer):
+        self.server = server
 
-def _get(predictor: Predictor, match) -> dict:
-    spec = _spec(match)
-    if match["metadata"]:
-        request = get_model_metadata_pb2.GetModelMetadataRequest(
-            model_spec=spec, metadata_field=[SIGNATURE_DEF_FIELD]
-        )
-        response = predictor.metadata(request)
-        signature_defs = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_defs)
-        return {
-            "model_spec": json_format.MessageToDict(response.model_spec),
-            "metadata": {SIGNATURE_DEF_FIELD: json_format.MessageToDict(signature_defs)},
-        }
-    status = predictor.status(get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
-    return json_format.MessageToDict(status, including_default_value_fields=True)
-
-
-def make_handler(predictor: Predictor):
-    """A request handler class bound to `predictor`."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt, *args):  # quiet: one line per error only
-            pass
-
-        def _reply(self, status: int, payload: dict) -> None:
-            data = json.dumps(payload).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _handle(self, method: str) -> None:
+    async def _answer(self):
+        server = self.server
+        if server.stopping:
+            status, payload = 503, {"error": "the server is shutting down"}
+            self.set_header("Connection", "close")
+        else:
+            server.enter()
             try:
-                match = _ROUTE.match(self.path.split("?")[0])
-                if match is None:
-                    raise errors.not_found(f"Malformed request: {method} {self.path}")
-                if method == "GET" and not match["verb"]:
-                    self._reply(200, _get(predictor, match))
-                    return
-                if method != "POST" or match["verb"] != "predict" or match["metadata"]:
-                    raise errors.ServingError(
-                        grpc.StatusCode.UNIMPLEMENTED, f"{method} {self.path}"
-                    )
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY_BYTES:
-                    raise errors.invalid(f"request body of {length} bytes is too large")
-                try:
-                    body = json.loads(self.rfile.read(length) or b"null")
-                except ValueError as exc:
-                    raise errors.invalid(f"JSON parse error: {exc}") from None
-                self._reply(200, predict_json(predictor, _spec(match), body))
-            except Exception as exc:  # noqa: BLE001 - every request gets an answer
-                error = errors.from_exception(exc)
-                if error.http_status >= 500:
-                    log.exception("REST %s %s failed", method, self.path)
-                self._reply(error.http_status, {"error": error.message})
+                method, path, body = self.request.method, self.request.path, self.request.body
+                status, payload = await asyncio.get_running_loop().run_in_executor(
+                    server.pool, rest_api.handle, server.predictor, method, path, body
+                )
+            finally:
+                server.leave()
+        if status >= 500:
+            log.error("REST %s %s: %d %s", self.request.method, self.request.path[:200],
+                      status, payload.get("error", "")[:500])  # fmt: skip
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(payload))
 
-        def do_GET(self):  # noqa: N802 - http.server method name
-            self._handle("GET")
-
-        def do_POST(self):  # noqa: N802
-            self._handle("POST")
-
-    return Handler
+    get = post = put = delete = patch = options = _answer
 
 
-def start_rest_server(predictor: Predictor, host: str, port: int) -> ThreadingHTTPServer:
-    """Starts serving in a thread; `server.shutdown()` stops accepting, `server_close()`
-    then waits for the requests in flight."""
-    server = ThreadingHTTPServer((host, port), make_handler(predictor))
-    server.daemon_threads = False
-    threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
-    return server
+class RestServer:
+    """TF Serving's REST API on its own event-loop thread.
+
+    Args:
+        predictor: answers the requests.
+        host, port: where to listen (port 0: any free port, see `port`).
+        options: limits, see RestOptions.
+        ssl_context: serve HTTPS when given.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        host: str,
+        port: int,
+        options: RestOptions | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        self.predictor = predictor
+        self.options = options = options or RestOptions()
+        self.stopping = False
+        self.pool = futures.ThreadPoolExecutor(options.workers, thread_name_prefix="rest")
+        self._inflight = 0
+        self._idle = threading.Condition()
+        self._sockets = tornado.netutil.bind_sockets(port, host)
+        self.port = self._sockets[0].getsockname()[1]
+        self._ssl_context = ssl_context
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: _CappedHTTPServer | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="rest-loop")
+        self._thread.daemon = True
+        self._thread.start()
+        started.wait()
+
+    def _run(self, started: threading.Event) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        app = tornado.web.Application([(r"/.*", _Handler, {"server": self})], log_function=bool)
+        opts = self.options
+        self._http = _CappedHTTPServer(
+            app,
+            ssl_options=self._ssl_context,
+            max_body_size=opts.max_body_bytes,
+            max_buffer_size=opts.max_body_bytes,
+            idle_connection_timeout=opts.idle_timeout_s,
+            body_timeout=opts.body_timeout_s,
+        )
+        self._http.max_connections = opts.max_connections
+        self._http.add_sockets(self._sockets)
+        started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def enter(self) -> None:
+        with self._idle:
+            self._inflight += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self._inflight -= 1
+            self._idle.notify_all()
+
+    def stop(self, grace_s: float) -> bool:
+        """Stops accepting; waits up to `grace_s` for requests in flight; closes every
+        connection (idle keep-alive ones at once); True if nothing was cut short."""
+        self.stopping = True
+        self._loop.call_soon_threadsafe(self._http.stop)
+        with self._idle:
+            finished = self._idle.wait_for(lambda: self._inflight == 0, grace_s)
+        closing = asyncio.run_coroutine_threadsafe(self._http.close_all_connections(), self._loop)
+        try:
+            closing.result(timeout=5.0)
+        except (futures.TimeoutError, Exception):  # noqa: BLE001 - stopping regardless
+            log.warning("REST: some connections did not close in time")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5.0)
+        self.pool.shutdown(wait=finished)
+        return finished

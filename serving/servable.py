@@ -20,8 +20,6 @@ slices of that size and the outputs concatenated, so it is answered, not refused
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import logging
 import os
@@ -29,13 +27,21 @@ import threading
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.distribute import distribute_utils
-from tensorflow.python.eager.polymorphic_function import concrete_function
+from tensorflow.python.checkpoint import trackable_view
+from tensorflow.python.ops import gen_resource_variable_ops, resource_variable_ops
 from tensorflow.python.saved_model import loader_impl
+from tensorflow.python.trackable import resource as resource_lib
 from tensorflow_serving.apis import get_model_metadata_pb2, prediction_log_pb2
 
 from schemas import serving as contract
 from serving import errors
+from serving.signature import (  # noqa: F401 - Signature and CONTROL_FLOW_OPS re-exported
+    CONTROL_FLOW_OPS,
+    SINGLE_THREADED,
+    Signature,
+    control_flow_ops,
+    rejected_by_single_threaded_executor,
+)
 from serving.tensors import TensorSig, batch_size
 
 log = logging.getLogger(__name__)
@@ -49,82 +55,7 @@ EXPORT_INFO_FILE = os.path.join(contract.ASSETS_EXTRA, contract.EXPORT_INFO)
 MAX_BATCH_KEY = "max_batch"
 # --tf-executor choices: AUTO picks the single-threaded executor where the graph allows it.
 AUTO, DEFAULT = "auto", "default"
-SINGLE_THREADED = "SINGLE_THREADED_EXECUTOR"
-CONTROL_FLOW_OPS = frozenset(
-    {"Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "RefSwitch", "RefMerge"}
-    | {"RefEnter", "RefExit", "RefNextIteration", "If", "StatelessIf", "While"}
-    | {"StatelessWhile", "Case", "StatelessCase"}
-)
 _scann_lock = threading.Lock()
-
-
-@dataclasses.dataclass
-class Signature:
-    """One callable signature.
-
-    Attributes:
-        name: the signature key, e.g. "serving_default".
-        inputs: input key -> TensorSig.
-        outputs: output key -> TensorSig.
-        fn: the loaded concrete function; fn(**{key: array}) -> {key: tensor}.
-        call: {key: array} -> {key: tensor}, the fastest way to call `fn`.
-        flat: whether `call` skips the structured-argument binding.
-        executor: the TF executor `fn` runs on: SINGLE_THREADED or "" (TF's default).
-    """
-
-    name: str
-    inputs: dict
-    outputs: dict
-    fn: object
-    call: object = None
-    flat: bool = False
-    executor: str = ""
-
-    def __post_init__(self):
-        self.call = _flat_caller(self.fn, self.inputs)
-        self.flat = self.call is not None
-        if not self.flat:
-            self.call = lambda inputs: self.fn(**inputs)
-
-
-def _flat_caller(fn, inputs: dict):
-    """Calls `fn` with its flat inputs (dict keys sorted, as tf.nest flattens them), skipping
-    the per-call binding and casting of structured arguments (~0.5 ms). None when `fn` does
-    not have the expected layout: the placeholders are named after the input keys.
-
-    The captured inputs (the model's variables and tables, ~130 for the combined model) are
-    listed once, and a loaded function is called through ConcreteFunction's own _call_flat:
-    the loader's wrapper re-resolves every captured input per call for tf.distribute, which
-    cost ~0.5 ms per request (cProfile of Predictor.predict, 100k items) and never applies
-    here (a servable is loaded outside any distribution strategy, checked below)."""
-    order = sorted(inputs)
-    call_flat = getattr(fn, "_call_flat", None)
-    captured = getattr(fn, "captured_inputs", None)
-    if call_flat is None or captured is None or len(fn.inputs) != len(order) + len(captured):
-        return None
-    if [t.name.split(":")[0] for t in fn.inputs[: len(order)]] != order:
-        return None
-    captured = list(captured)
-    if isinstance(fn, concrete_function.ConcreteFunction) and not any(
-        distribute_utils.is_distributed_variable(x) for x in captured
-    ):
-        call_flat = functools.partial(concrete_function.ConcreteFunction._call_flat, fn)
-
-    def call(arrays: dict) -> dict:
-        outputs = call_flat([tf.convert_to_tensor(arrays[k]) for k in order], captured)
-        if isinstance(outputs, dict):
-            return outputs
-        return tf.nest.pack_sequence_as(fn.structured_outputs, outputs, expand_composites=True)
-
-    return call
-
-
-def control_flow_ops(fn) -> set:
-    """The control-flow op types in a concrete function's graph and the functions it calls."""
-    graph = fn.graph.as_graph_def()
-    ops = {n.op for n in graph.node}
-    ops.update(n.op for f in graph.library.function for n in f.node_def)
-    return ops & CONTROL_FLOW_OPS
 
 
 def read_max_batch(path: str) -> int | None:
@@ -154,13 +85,6 @@ def ensure_scann_ops() -> None:
             ) from exc
 
 
-def _rejected_by_single_threaded_executor(exc: Exception) -> bool:
-    """Whether a TF error is the single-threaded executor refusing the graph (e.g.
-    FailedPrecondition "Single-threaded executor does not support switch op")."""
-    message = str(exc).lower()
-    return "single-threaded executor" in message or "singlethreadedexecutor" in message
-
-
 def has_saved_model(path: str) -> bool:
     """Whether `path` holds a complete SavedModel (its saved_model.pb is renamed in last)."""
     return any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES)
@@ -188,6 +112,11 @@ class Servable:
         self.version = version
         self.max_batch = read_max_batch(path)
         saved_model = loader_impl.parse_saved_model(path)
+        if not saved_model.meta_graphs:
+            raise ValueError(
+                "saved_model.pb holds no MetaGraphDef (an empty or truncated file): "
+                "not a SavedModel"
+            )
         meta_graph = saved_model.meta_graphs[0]
         self.signature_defs = get_model_metadata_pb2.SignatureDefMap()
         for key, sig_def in meta_graph.signature_def.items():
@@ -264,7 +193,7 @@ class Servable:
                     with tf.experimental.function_executor_type(signature.executor):
                         outputs = signature.call(inputs)
                 except tf.errors.OpError as exc:
-                    if not _rejected_by_single_threaded_executor(exc):
+                    if not rejected_by_single_threaded_executor(exc):
                         raise
                     log.warning(
                         "%s: signature %s falls back to TF's default executor: %s",
@@ -301,7 +230,31 @@ class Servable:
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout)
 
+    def table_handles(self) -> list:
+        """Resource handles of the loaded model's tables (restored resources that are not
+        variables: hash tables, vocabularies), each an eager resource tensor."""
+        if self._loaded is None:
+            return []
+        handles = []
+        for obj in trackable_view.TrackableView(self._loaded).descendants():
+            if isinstance(obj, resource_lib.CapturableResource) and not isinstance(
+                obj, resource_variable_ops.BaseResourceVariable
+            ):
+                handle = obj._resource_handle  # noqa: SLF001 - None when never created
+                if handle is not None:
+                    handles.append(handle)
+        return handles
+
     def unload(self) -> None:
-        """Drops the loaded model (its variables and functions are freed with it)."""
+        """Drops the loaded model and destroys its tables (call once idle).
+
+        Variables and functions are freed with their Python objects, but TF never destroys
+        a restored table: a SavedModel's hash table is created under a load-unique shared
+        name in the device's resource manager, and `RestoredResource` has no destructor
+        (TF's TODO b/124205571). Without this, every unloaded version's vocabularies stayed
+        in memory (~13 MiB per swap for a 200k-key table).
+        """
+        for handle in self.table_handles():
+            gen_resource_variable_ops.destroy_resource_op(handle, ignore_lookup_error=True)
         self.signatures = {}
         self._loaded = None

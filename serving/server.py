@@ -1,6 +1,7 @@
-"""`python -m serving.server`: a TF-Serving-compatible gRPC (and REST) model server.
+"""`python -m serving` (or `python -m serving.server`): a TF-Serving-compatible gRPC (and
+REST) model server; flags in serving/flags.py.
 
-    python -m serving.server --port 8500 --rest-port 8501 --model-name recommender \
+    python -m serving --port 8500 --rest-port 8501 --model-name recommender \
         --model-base-path .work/serving/recommender [--poll-seconds 2] [--batching]
 
 SIGTERM or Ctrl-C: stop accepting, finish the requests in flight, exit 0.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
 import signal
 import sys
 import threading
@@ -21,63 +21,16 @@ import grpc
 import tensorflow as tf
 from google.protobuf import text_format
 
-from serving import protos, servable, service, tensors
+from serving import manager as manager_lib
+from serving import protos, servable, service, tensors, tls
 from serving.batching import Batcher
-from serving.manager import ModelManager
+from serving.budget import RowBudget
+from serving.flags import parse_args
 from serving.predictor import Predictor
-from serving.rest import start_rest_server
+from serving.rest import RestOptions, RestServer
 
 log = logging.getLogger("serving")
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
-DEFAULT_BATCHING_FILE = os.path.join(CONFIG_DIR, "batching_parameters.txt")
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    """Command-line flags (TF Serving's names, with dashes)."""
-    p = argparse.ArgumentParser(prog="python -m serving.server", description=__doc__.split("\n")[0])
-    p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8500, help="gRPC port (0: any free port)")
-    p.add_argument("--rest-port", type=int, default=0, help="REST port (0: no REST API)")
-    p.add_argument("--model-name", default="recommender")
-    p.add_argument("--model-base-path", default=".work/serving/recommender")
-    p.add_argument("--poll-seconds", type=float, default=2.0, help="file-system poll interval")
-    p.add_argument("--version-labels", default="", help="e.g. stable=3,canary=4")
-    p.add_argument("--batching", action="store_true", help="merge concurrent requests")
-    p.add_argument("--batching-parameters-file", default=DEFAULT_BATCHING_FILE)
-    p.add_argument("--max-batch-size", type=int, help="overrides the batching file")
-    p.add_argument("--batch-timeout-micros", type=int, help="overrides the batching file")
-    p.add_argument("--max-batch", type=int, default=1024, help="request limit: batch size")
-    p.add_argument("--max-history", type=int, default=1000, help="request limit: history length")
-    p.add_argument("--max-message-mb", type=int, default=64, help="largest request, MiB")
-    p.add_argument("--workers", type=int, default=32, help="gRPC handler threads")
-    p.add_argument(
-        "--intra-op-threads",
-        type=int,
-        default=1,
-        help="TF intra-op threads (0: TF's default, one per core). 1, the default, runs each "
-        "request's ops on one core and concurrent requests side by side: on the combined "
-        "model's small ops (B4, with this default and a cheaper Dice: 7.0 instead of 7.75 server "
-        "CPU ms per request, 245 instead of 216 req/s at concurrency 8, 100k items; "
-        "bench/results/serving.json at commit 2b0db92 against its parent)",
-    )
-    p.add_argument("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0: TF)")
-    p.add_argument(
-        "--tf-executor",
-        choices=(servable.AUTO, servable.DEFAULT),
-        default=servable.AUTO,
-        help="auto: each request's ops run inline in its gRPC thread (TF's single-threaded "
-        "executor) where the signature's graph has no control flow; default: TF's executor, "
-        "which hands ops to the inter-op pool (B4's model capacity measures both)",
-    )
-    p.add_argument("--grace-seconds", type=float, default=30.0, help="shutdown grace period")
-    args = p.parse_args(argv)
-    try:
-        args.version_labels = dict(
-            (k, int(v)) for k, v in (kv.split("=") for kv in args.version_labels.split(",") if kv)
-        )
-    except ValueError:
-        p.error(f"--version-labels: expected label=version[,...], got {args.version_labels!r}")
-    return args
+__all__ = ["ModelServer", "main", "parse_args"]
 
 
 def make_batcher(args: argparse.Namespace) -> Batcher | None:
@@ -103,16 +56,20 @@ class ModelServer:
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
-        self.manager = ModelManager(
+        self.manager = manager_lib.ModelManager(
             args.model_name,
             args.model_base_path,
             args.poll_seconds,
             args.version_labels,
             loader=functools.partial(servable.Servable, executor=args.tf_executor),
+            max_retries=args.max_num_load_retries,
+            retry_interval=args.load_retry_interval_micros / 1e6,
         )
         limits = tensors.Limits(max_batch=args.max_batch, max_history=args.max_history)
         self.batcher = make_batcher(args)
-        self.predictor = Predictor({args.model_name: self.manager}, limits, self.batcher)
+        budget = RowBudget(args.max_inflight_rows, args.budget_timeout_seconds)
+        self.predictor = Predictor({args.model_name: self.manager}, limits, self.batcher, budget)
+        self.ssl = tls.read_ssl_config(args.ssl_config_file) if args.ssl_config_file else None
         self.stats = service.RequestStats()
         max_bytes = args.max_message_mb << 20
         self.grpc = grpc.server(
@@ -129,23 +86,38 @@ class ModelServer:
     def start(self) -> int:
         """Loads the model, then listens; returns the gRPC port."""
         self.manager.start()
-        port = self.grpc.add_insecure_port(f"{self.args.host}:{self.args.port}")
+        args = self.args
+        address = f"{args.host}:{args.port}"
+        if self.ssl:
+            port = self.grpc.add_secure_port(address, tls.grpc_credentials(self.ssl))
+        else:
+            port = self.grpc.add_insecure_port(address)
         if port == 0:
-            raise OSError(f"cannot listen on {self.args.host}:{self.args.port}")
+            raise OSError(f"cannot listen on {address}")
         self.grpc.start()
-        log.info("gRPC: listening on %s:%d (model %r)", self.args.host, port, self.args.model_name)
-        if self.args.rest_port:
-            self.rest = start_rest_server(self.predictor, self.args.host, self.args.rest_port)
-            log.info("REST: listening on %s:%d", self.args.host, self.rest.server_address[1])
+        scheme = "TLS" if self.ssl else "plaintext"
+        log.info("gRPC (%s): listening on %s:%d (model %r)", scheme, args.host, port,
+                 args.model_name)  # fmt: skip
+        if args.rest_port:
+            options = RestOptions(
+                max_body_bytes=args.max_message_mb << 20,
+                idle_timeout_s=args.rest_idle_timeout_seconds,
+                body_timeout_s=args.rest_body_timeout_seconds,
+                max_connections=args.rest_max_connections,
+                workers=args.rest_workers,
+            )
+            context = tls.ssl_context(self.ssl) if self.ssl else None
+            self.rest = RestServer(self.predictor, args.host, args.rest_port, options, context)
+            log.info("REST (%s): listening on %s:%d", "HTTPS" if self.ssl else "HTTP",
+                     args.host, self.rest.port)  # fmt: skip
         return port
 
     def stop(self) -> None:
         """Stops accepting, lets in-flight requests finish, then releases everything."""
         log.info("shutting down: finishing requests in flight")
-        done = self.grpc.stop(self.args.grace_seconds)
+        done = self.grpc.stop(self.args.grace_seconds)  # returns at once; both drain together
         if self.rest:
-            self.rest.shutdown()
-            self.rest.server_close()  # joins the request threads
+            self.rest.stop(self.args.grace_seconds)
         done.wait()
         if self.batcher:
             self.batcher.stop()

@@ -224,6 +224,29 @@ def _to_bytes(name: str, value):
 _KINDS = {"i": "iu", "u": "iu", "f": "iuf", "b": "b", "c": "iufc"}
 
 
+def _ints(value):
+    """The Python ints of a nested JSON list (bools excluded)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _ints(item)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield value
+
+
+def _check_integer_range(name: str, value, want: np.dtype) -> None:
+    """INVALID_ARGUMENT when a JSON integer does not fit the input's integer dtype (numpy
+    wraps 2^63 to -2^63 silently, or turns a list holding it into floats)."""
+    if want.kind not in "iu":
+        return
+    info = np.iinfo(want)
+    bad = next((v for v in _ints(value) if not info.min <= v <= info.max), None)
+    if bad is not None:
+        raise errors.invalid(
+            f"input '{name}': value {errors.clip(bad)} is out of range for {want.name} "
+            f"[{info.min}, {info.max}]"
+        )
+
+
 def json_to_array(name: str, value, sig: TensorSig, limits: Limits) -> np.ndarray:
     """Converts one JSON input value (nested lists, TF Serving's REST format) to numpy.
 
@@ -242,6 +265,7 @@ def json_to_array(name: str, value, sig: TensorSig, limits: Limits) -> np.ndarra
         except ValueError:
             raise errors.invalid(f"input '{name}': ragged or nested lists") from None
         want = np.dtype(sig.dtype.as_numpy_dtype)
+        _check_integer_range(name, value, want)
         if array.size and array.dtype.kind not in _KINDS.get(want.kind, want.kind):
             raise errors.invalid(
                 f"input '{name}': expects {sig.dtype.name} values, got {array.dtype.name}"

@@ -20,6 +20,7 @@ from components.recommender_assembler.config import AssemblyConfig
 from models.common.memory import release_memory
 from models.serving import canary, export, reference
 from schemas import features as F
+from schemas import model_version
 from schemas import serving as C
 
 
@@ -77,6 +78,8 @@ def assemble(
             weight=config.retrieval_weight,  # resolved as above; export.json records the source
             models=(retrieval, ranking),  # loaded once for the reference and every variant
         )
+        # Sizes and SHA-256 of every file: the pusher and the server verify them.
+        model_version.write_manifest(target)
         golden = os.path.join(out_dir, f"canary_{variant}.npz")
         canary.save_golden(golden, requests, expected, export.is_exact(variant, index))
         jobs.append((target, golden, os.path.join(out_dir, f"canary_{variant}.json")))

@@ -45,6 +45,15 @@ def model_base(serving_dir: str, model_name: str, variant: str) -> str:
     return os.path.join(serving_dir, name)
 
 
+def _prune(target: str, keep: int) -> tuple[list[int], list[str]]:
+    """push.prune after a commit: a failure is recorded, not raised (the version is in)."""
+    try:
+        return push.prune(target, keep)
+    except Exception as exc:  # noqa: BLE001 - the push itself succeeded
+        logging.error("VersionedPusher: pruning %s failed: %s", target, exc)
+        return [], [f"prune failed: {type(exc).__name__}: {exc}"]
+
+
 class Executor(base_executor.BaseExecutor):
     """Pushes only when every gate blessed the model; records the decision either way."""
 
@@ -59,7 +68,7 @@ class Executor(base_executor.BaseExecutor):
             sources = variant_dirs(model.uri)
             base = model_base(serving_dir, name, PORTABLE)
             version = push.next_version(base)
-            record.update(pushed=True, version=version, destinations={}, pruned={})
+            record.update(pushed=True, version=version, destinations={}, pruned={}, prune_issues={})
             targets = {v: model_base(serving_dir, name, v) for v in sources}
             staged = {}
             try:  # copy every variant first, then rename them all into place
@@ -71,7 +80,9 @@ class Executor(base_executor.BaseExecutor):
                 raise
             for variant, tmp in staged.items():
                 record["destinations"][variant] = push.commit(tmp, targets[variant], version)
-                record["pruned"][variant] = push.prune(targets[variant], keep)
+                record["pruned"][variant], issues = _prune(targets[variant], keep)
+                if issues:
+                    record["prune_issues"][variant] = issues
             pushed.set_int_custom_property("pushed_version", version)
             pushed.set_string_custom_property(
                 "pushed_destination", record["destinations"][PORTABLE]

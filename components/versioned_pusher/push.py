@@ -1,21 +1,35 @@
 """Gated, atomic, versioned pushes to a TF Serving model base path (pure logic).
 
 Layout, as TF Serving's file-system source reads it: `<serving_dir>/<model_name>/<version>/`
-with an integer version. A version is written beside its final place (a dot-prefixed
-temporary directory TF Serving ignores) and renamed into place, so a reader never sees a
-half-written version; the newest `keep` versions are kept, older ones removed.
+with an int64 version named in ASCII digits (`schemas.model_version`). A version is written
+beside its final place (a dot-prefixed temporary directory TF Serving ignores), checked
+against its manifest, and renamed into place, so a reader never sees a half-written or
+corrupt version; the newest `keep` versions are kept, older ones removed.
+
+Symbolic links: the push copies regular files only (a link in the model is an error that
+names it, before anything is written), and prune never follows one: a version directory
+that is a link is skipped and reported, and a link inside a version is removed as a link,
+so nothing outside the serving directory is read or deleted.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Mapping
 
+from absl import logging
 from tfx.dsl.io import fileio
 
+from schemas import model_version
+
 SAVED_MODEL = "saved_model.pb"
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
 
 
 def refusals(blessings: Mapping[str, bool | None]) -> list[str]:
@@ -29,16 +43,29 @@ def refusals(blessings: Mapping[str, bool | None]) -> list[str]:
     return reasons
 
 
-def versions(model_base: str) -> list[int]:
-    """Integer version directories under model_base that hold a SavedModel, ascending."""
-    if not fileio.exists(model_base):
-        return []
-    found = []
+def _exists(path: str) -> bool:
+    if _is_local(path):
+        return os.path.exists(path)  # False for a link loop, where gfile raises
+    return fileio.exists(path)
+
+
+def version_dirs(model_base: str) -> dict[int, str]:
+    """version -> directory name, for the version directories holding a SavedModel."""
+    if not _exists(model_base):
+        return {}
+    found = {}
     for name in fileio.listdir(model_base):
         name = name.rstrip("/")
-        if name.isdigit() and fileio.exists(os.path.join(model_base, name, SAVED_MODEL)):
-            found.append(int(name))
-    return sorted(found)
+        version = model_version.parse_version(name)
+        if version is not None and _exists(os.path.join(model_base, name, SAVED_MODEL)):
+            if version not in found or name == str(version):
+                found[version] = name
+    return found
+
+
+def versions(model_base: str) -> list[int]:
+    """The versions under model_base that hold a SavedModel, ascending."""
+    return sorted(version_dirs(model_base))
 
 
 def next_version(model_base: str, now: float | None = None) -> int:
@@ -48,11 +75,29 @@ def next_version(model_base: str, now: float | None = None) -> int:
     return max(now, existing[-1] + 1) if existing else now
 
 
+def check_no_links(src: str) -> None:
+    """Raises ValueError naming the first symbolic link under a local src (none is followed)."""
+    if not _is_local(src):
+        return
+    if os.path.islink(src):
+        raise ValueError(f"{src} is a symbolic link: the push copies regular files only")
+    for dirpath, dirnames, filenames in os.walk(src):  # os.walk does not follow links
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                raise ValueError(
+                    f"{path} is a symbolic link (to {os.readlink(path)}): the push copies "
+                    "regular files only; nothing was pushed"
+                )
+
+
 def _copy_tree(src: str, dst: str) -> None:
     fileio.makedirs(dst)
     for name in fileio.listdir(src):
         name = name.rstrip("/")
         source, target = os.path.join(src, name), os.path.join(dst, name)
+        if _is_local(source) and os.path.islink(source):
+            raise ValueError(f"{source} is a symbolic link: the push copies regular files only")
         if fileio.isdir(source):
             _copy_tree(source, target)
         else:
@@ -65,14 +110,22 @@ def stage(src: str, model_base: str, version: int) -> str:
     Raises:
         FileNotFoundError: src holds no SavedModel.
         FileExistsError: the version exists already (nothing is overwritten).
+        ValueError: src holds a symbolic link (nothing is written).
+        ManifestError: the copy differs from the model's manifest (the copy is removed).
     """
-    if not fileio.exists(os.path.join(src, SAVED_MODEL)):
+    if not _exists(os.path.join(src, SAVED_MODEL)):
         raise FileNotFoundError(f"no {SAVED_MODEL} in {src}: nothing to push")
-    if fileio.exists(os.path.join(model_base, str(version))):
+    if version in version_dirs(model_base) or _exists(os.path.join(model_base, str(version))):
         raise FileExistsError(f"version {version} exists under {model_base}; not overwriting it")
+    check_no_links(src)
     tmp = os.path.join(model_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
         _copy_tree(src, tmp)
+        if model_version.has_manifest(tmp):
+            count = model_version.verify_manifest(tmp)
+            logging.info("VersionedPusher: %d files match the manifest in %s", count, tmp)
+        else:
+            logging.warning("VersionedPusher: %s has no manifest: copy not verified", src)
     except BaseException:
         discard(tmp)
         raise
@@ -97,11 +150,25 @@ def push(src: str, model_base: str, version: int) -> str:
     return commit(stage(src, model_base, version), model_base, version)
 
 
-def prune(model_base: str, keep: int) -> list[int]:
-    """Removes all but the newest `keep` versions; returns the removed versions."""
+def prune(model_base: str, keep: int) -> tuple[list[int], list[str]]:
+    """Removes all but the newest `keep` versions, never following a symbolic link.
+
+    Returns:
+        (removed versions, one line per version skipped: a link, kept as it is).
+    """
     if keep < 1:
         raise ValueError(f"keep_versions must be >= 1, got {keep}")
-    old = versions(model_base)[:-keep]
-    for version in old:
-        fileio.rmtree(os.path.join(model_base, str(version)))
-    return old
+    dirs = version_dirs(model_base)
+    removed, skipped = [], []
+    for version in sorted(dirs)[:-keep]:
+        path = os.path.join(model_base, dirs[version])
+        if not _is_local(path):
+            fileio.rmtree(path)
+        elif os.path.islink(path):
+            skipped.append(f"{path}: a symbolic link (to {os.readlink(path)}), not removed")
+            logging.warning("VersionedPusher: prune skipped %s", skipped[-1])
+            continue
+        else:
+            shutil.rmtree(path)  # removes links inside as links (does not follow them)
+        removed.append(version)
+    return removed, skipped

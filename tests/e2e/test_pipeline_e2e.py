@@ -14,6 +14,7 @@ from models.common import example_codec
 from models.serving import export
 from pipeline import cli, local_runner, showcase, summary
 from schemas import features as F
+from schemas import model_version
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +100,7 @@ def test_the_model_is_pushed_and_answers_a_request(run):
     served = record["destinations"]["portable"]
     assert served == os.path.join(config.push_dir, "recommender", version)
     assert os.path.exists(os.path.join(served, "saved_model.pb"))
+    assert model_version.verify_manifest(served) > 3  # written by the assembler, copied whole
     assert os.path.exists(os.path.join(config.push_dir, "recommender_scann", version))
     answers = showcase.recommend(served, showcase.sample_requests(result["assembly"]["uri"], 3))
     titles = export.read_titles(served)

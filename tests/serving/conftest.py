@@ -66,14 +66,17 @@ def copy_version(template: str, base_path: str, version: int, as_version: int | 
 
 @pytest.fixture
 def serve(tmp_path, model_template):
-    """start(versions=(1,), *flags, loader=None) -> Running; servers stop at teardown."""
+    """start(versions=(1,), *flags, loader=None) -> Running; servers stop at teardown.
+
+    A version is a template version (1 or 2) or (template version, directory name)."""
     started = []
 
     def start(versions=(1,), *flags, loader=None) -> Running:
         base = tmp_path / f"{MODEL}{len(started)}"
         base.mkdir()
         for version in versions:
-            copy_version(model_template, str(base), version)
+            source, name = version if isinstance(version, tuple) else (version, None)
+            copy_version(model_template, str(base), source, name)
         rest_port = free_port()
         argv = [
             "--host",

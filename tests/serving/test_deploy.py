@@ -83,6 +83,20 @@ def test_manifest_is_consistent(path):
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
 
 
+@pytest.mark.parametrize("path", MANIFESTS, ids=os.path.basename)
+def test_a_network_policy_admits_only_clients_to_the_serving_ports(path):
+    docs = {d["kind"]: d for d in yaml.safe_load_all(open(path))}
+    pod = docs["Deployment"]["spec"]["template"]
+    policy = docs["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"recommender-client": "true"}}}]
+    [container] = pod["spec"]["containers"]
+    ports = {p["containerPort"] for p in container["ports"]}
+    assert {p["port"] for p in rule["ports"]} == ports
+
+
 def test_both_variants_have_manifests():
     assert [os.path.basename(p) for p in MANIFESTS] == [
         "serving-portable.yaml",

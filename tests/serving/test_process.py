@@ -3,6 +3,7 @@ merges requests, and SIGTERM finishes the requests in flight and exits 0."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from tensorflow_serving.apis import (
 
 from serving import servable as servable_lib
 from tests.serving import toy_model
-from tests.serving.conftest import MODEL, free_port, outputs_of, predict_request
+from tests.serving.conftest import MODEL, copy_version, free_port, outputs_of, predict_request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BATCH_TIMEOUT_S = 3.0
@@ -111,3 +112,37 @@ def test_scann_variant_batching_and_sigterm(scann_base):
         np.testing.assert_array_equal(got["item_ids"], want["item_ids"])
         np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-6)
     assert "shutting down" in log and "stopped; gRPC requests answered: OK: " in log, log
+
+
+def test_python_m_serving_stops_with_an_idle_keep_alive_connection(model_template, tmp_path):
+    """`python -m serving` runs; SIGTERM exits within the grace period although a REST
+    client keeps an idle keep-alive connection open (it used to block shutdown)."""
+    base = tmp_path / MODEL
+    base.mkdir()
+    copy_version(model_template, str(base), 1)
+    port, rest_port = free_port(), free_port()
+    env = dict(os.environ, PYTHONPATH=REPO, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    argv = [sys.executable, "-m", "serving", "--host", "127.0.0.1", "--port", str(port),
+            "--rest-port", str(rest_port), "--model-name", MODEL, "--model-base-path",
+            str(base), "--grace-seconds", "5"]  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            _wait_available(channel, process)
+        keep_alive = http.client.HTTPConnection("127.0.0.1", rest_port, timeout=30)
+        keep_alive.request("GET", f"/v1/models/{MODEL}")
+        response = keep_alive.getresponse()
+        assert response.status == 200 and not response.will_close
+        response.read()  # the connection stays open, idle
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert time.monotonic() - started < 10
+        keep_alive.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = process.stdout.read()
+    assert "REST (HTTP): listening" in log and "stopped;" in log, log

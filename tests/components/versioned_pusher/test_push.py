@@ -5,6 +5,7 @@ import os
 import pytest
 
 from components.versioned_pusher import push
+from schemas import model_version
 
 
 def _saved_model(path, content="v"):
@@ -78,7 +79,74 @@ def test_prune_keeps_the_newest(tmp_path):
     base = tmp_path / "m"
     for v in (1, 2, 5, 9):
         _saved_model(base / str(v))
-    assert push.prune(str(base), keep=2) == [1, 2]
+    assert push.prune(str(base), keep=2) == ([1, 2], [])
     assert push.versions(str(base)) == [5, 9]
     with pytest.raises(ValueError, match="keep_versions"):
         push.prune(str(base), keep=0)
+
+
+def test_versions_follow_tf_servings_names(tmp_path):
+    base = tmp_path / "m"
+    for name in ("3", "²", "99999999999999999999", "0007"):
+        _saved_model(base / name)
+    assert push.versions(str(base)) == [3, 7]
+    assert push.next_version(str(base), now=5) == 8
+
+
+def _outside(tmp_path):
+    """A directory outside the serving dir, with a file that must survive."""
+    outside = tmp_path / "elsewhere"
+    _saved_model(outside, "keep me")
+    return outside
+
+
+def test_prune_skips_a_version_that_is_a_symlink_and_deletes_nothing_outside(tmp_path):
+    base, outside = tmp_path / "serving" / "m", _outside(tmp_path)
+    os.makedirs(base)
+    os.symlink(outside, base / "50")
+    _saved_model(base / "60")
+    removed, skipped = push.prune(str(base), keep=1)
+    assert removed == [] and len(skipped) == 1 and "50" in skipped[0] and "symbolic" in skipped[0]
+    with open(outside / push.SAVED_MODEL) as f:
+        assert f.read() == "keep me"
+    assert os.path.islink(base / "50") and push.versions(str(base)) == [50, 60]
+
+
+def test_prune_removes_links_inside_a_version_as_links(tmp_path):
+    base, outside = tmp_path / "serving" / "m", _outside(tmp_path)
+    _saved_model(base / "50")
+    os.symlink(outside, base / "50" / "assets")
+    os.symlink(outside / push.SAVED_MODEL, base / "50" / "vocab.txt")
+    _saved_model(base / "60")
+    assert push.prune(str(base), keep=1) == ([50], [])
+    assert sorted(os.listdir(outside)) == [push.SAVED_MODEL, "variables"]
+    with open(outside / push.SAVED_MODEL) as f:
+        assert f.read() == "keep me"
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "loop"])
+def test_push_refuses_a_model_with_a_symlink_before_writing(tmp_path, kind):
+    src, base, outside = tmp_path / "src", tmp_path / "serving" / "m", _outside(tmp_path)
+    _saved_model(src)
+    link = src / "variables" / "link"
+    if kind == "file":
+        os.symlink(outside / push.SAVED_MODEL, link)
+    elif kind == "dir":
+        os.symlink(outside, link)
+    else:
+        os.symlink(link, link)
+    with pytest.raises(ValueError, match=r"variables/link is a symbolic link"):
+        push.push(str(src), str(base), 9)
+    assert not os.path.exists(base) or os.listdir(base) == []
+
+
+def test_push_verifies_the_copy_against_the_manifest(tmp_path):
+    src, base = tmp_path / "src", tmp_path / "m"
+    _saved_model(src, "abc")
+    model_version.write_manifest(str(src))
+    assert push.push(str(src), str(base), 1) == str(base / "1")
+    with open(src / "variables" / "variables.index", "w") as f:
+        f.write("abc")  # 3 bytes instead of 9: the copy no longer matches the manifest
+    with pytest.raises(model_version.ManifestError, match="variables/variables.index: 3 bytes"):
+        push.push(str(src), str(base), 2)
+    assert sorted(os.listdir(base)) == ["1"]  # nothing half-written left
