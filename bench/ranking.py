@@ -47,7 +47,8 @@ DATA_OPTIONS = ["--rating-threshold", "4", "--negative-ratio", "2", "--split", "
 PROTOCOL = (
     "leave-last-out (B1's split): per user, the last interaction rated >= 4 is the eval "
     "target, with the pipeline's sampled negatives (p ~ count^0.75, items the user had not "
-    "rated at or before the event's time); training examples are the earlier events (rating >= 4 positive, < 4 negative) "
+    "rated at or before the event's time); training examples are the earlier events "
+    "(rating >= 4 positive, < 4 negative) "
     "and their sampled negatives. Validation (early stopping) is cut the same way from "
     "training: each user's last positive moment; later training events are dropped."
 )

@@ -18,6 +18,7 @@ SOFTMAX_SAMPLERS = ("log_uniform", "unigram")
 PRETRAINED_MODES = ("init", "input")
 MODES = ("full", "incremental")
 OPTIMIZERS = ("adam", "adagrad")
+ADAPTIVE_SAMPLINGS = ("tapas", "per_row")  # models/retrieval/tapas.py
 ITEM2VEC = "item2vec"
 CUSTOM_CONFIG_KEY = "retrieval"  # fn_args.custom_config[CUSTOM_CONFIG_KEY] = config.to_dict()
 
@@ -75,6 +76,12 @@ class RetrievalConfig:
         item2vec_epochs: item2vec passes.
         mode: "full" (warm start + one epoch when a base model exists) or "incremental"
             (train only the id embeddings).
+        adaptive_sampling: with adaptive_top_m > 0: "tapas" (published TAPAS: the
+            adaptive_top_m sampled labels with the best batch score
+            logsumexp_b(logit / adaptive_temperature) are shared by the batch, the
+            temperature is used only to pick them; models/retrieval/tapas.py) or
+            "per_row" (the former variant: each row's own top-m of its corrected
+            logits, and all kept logits divided by adaptive_temperature).
     """
 
     embedding_dim: int = 32
@@ -120,6 +127,7 @@ class RetrievalConfig:
     item2vec_window: int = 5
     item2vec_epochs: int = 5
     mode: str = "full"
+    adaptive_sampling: str = "tapas"
 
     def __post_init__(self):
         for spec in ("item_embedding", "user_embedding"):
@@ -158,6 +166,7 @@ class RetrievalConfig:
             ("pretrained_mode", PRETRAINED_MODES),
             ("mode", MODES),
             ("optimizer", OPTIMIZERS),
+            ("adaptive_sampling", ADAPTIVE_SAMPLINGS),
         ):
             _require(name, getattr(self, name) in allowed, f"must be one of {allowed}")
         for name in ("item_embedding", "user_embedding"):

@@ -22,7 +22,7 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from models.common import embeddings as E
-from models.retrieval import losses, samplers
+from models.retrieval import losses, samplers, tapas
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.layers import (
     AGE,
@@ -183,6 +183,8 @@ class RetrievalModel(tfrs.Model):
     def _sampled_softmax(self, query, ids, training):
         """YouTube-DNN sampled softmax; only the needed rows of the item matrix are computed."""
         cfg = self.config
+        if cfg.adaptive_top_m and cfg.adaptive_sampling == tapas.ADAPTIVE_TAPAS:
+            return tapas.model_loss(self, query, ids, training)
         sampled, sampled_log_q = self.softmax_sampler.sample_tf(cfg.num_sampled)
         unique, local = tf.unique(tf.concat([ids, sampled], axis=0))
         weights = self.embed_items(unique, training)  # rows of the [V, D] softmax weights
