@@ -123,11 +123,15 @@ class QueryTower(_Tower):
         feature_sizes: {transformed name: rows} for QUERY_CATEGORICALS.
         pretrained: optional FixedEmbedding shared with the CandidateTower; its
             masked history mean is an extra input ("input" mode).
+        pretrained_users: optional FixedEmbedding of pretrained user vectors, an
+            extra input ("input" mode; models/retrieval/user_vectors.py).
     """
 
     def __init__(self, item_embedding, user_embedding, feature_sizes, pretrained=None, **kw):
+        pretrained_users = kw.pop("pretrained_users", None)
         super().__init__(**kw)
         self.item_embedding, self.user_embedding = _layer(item_embedding), _layer(user_embedding)
+        self.pretrained_users = _layer(pretrained_users)
         self.pretrained = _layer(pretrained)
         self.feature_sizes = {k: int(v) for k, v in feature_sizes.items()}
         self.categoricals = {
@@ -148,6 +152,8 @@ class QueryTower(_Tower):
         parts += [self.categoricals[n](features[n]) for n in QUERY_CATEGORICALS]
         if self.pretrained is not None:
             parts.append(masked_mean(self.pretrained(history), mask))
+        if self.pretrained_users is not None:
+            parts.append(self.pretrained_users(features[USER]))
         return self.head(parts, training)
 
     def get_config(self):
@@ -157,6 +163,7 @@ class QueryTower(_Tower):
             "user_embedding": _serialize(self.user_embedding),
             "feature_sizes": self.feature_sizes,
             "pretrained": _serialize(self.pretrained),
+            "pretrained_users": _serialize(self.pretrained_users),
         }
 
 

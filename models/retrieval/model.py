@@ -22,7 +22,7 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from models.common import embeddings as E
-from models.retrieval import losses, samplers, tapas
+from models.retrieval import losses, samplers, tapas, user_vectors
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.layers import (
     AGE,
@@ -257,6 +257,7 @@ def build_model(
     catalog: ItemCatalog | None = None,
     mined: np.ndarray | None = None,
     pretrained: np.ndarray | None = None,
+    pretrained_users: np.ndarray | None = None,
 ) -> RetrievalModel:
     """Builds and compiles the model.
 
@@ -267,6 +268,7 @@ def build_model(
         catalog: item features per item id (default: ids only).
         mined: optional [num_user_ids, P] mined negatives (`updates.load_mined_negatives`).
         pretrained: optional [V, P] item vectors, used per config.pretrained_mode.
+        pretrained_users: optional [U, P] user vectors, likewise (`user_vectors.py`).
     """
     num_items, dim = vocab_sizes[F.ITEM_ID], config.embedding_dim
     tf_keras.utils.set_random_seed(config.seed)
@@ -285,7 +287,11 @@ def build_model(
     sizes = {GENDER: F.GENDER, OCCUPATION: F.OCCUPATION, AGE: F.AGE}
     sizes = {k: vocab_sizes[v] for k, v in sizes.items()}
     sizes.update({n: vocab_sizes[n] for n in (F.HOUR_OF_DAY, F.DAY_OF_WEEK)})
-    query = QueryTower(item_emb, user_emb, sizes, pretrained=fixed, name="query_tower", **head)
+    users = user_vectors.fixed_table(config, pretrained_users)  # "input" mode only
+    extra = {} if users is None else {"pretrained_users": users}
+    query = QueryTower(
+        item_emb, user_emb, sizes, pretrained=fixed, name="query_tower", **head, **extra
+    )
     candidate = CandidateTower(
         item_emb, vocab_sizes[F.PRIMARY_GENRE], pretrained=fixed, name="candidate_tower", **head
     )
@@ -296,6 +302,8 @@ def build_model(
         (fixed or item_emb).set_weights([np.asarray(pretrained, np.float32)])
         if fixed is None and config.freeze_steps:
             model.frozen_variables = list(item_emb.trainable_weights)
+    if pretrained_users is not None:
+        user_vectors.load(model, users or user_emb, pretrained_users)
     compile_model(model)
     return model
 

@@ -62,9 +62,7 @@ def _kept(temperature_t):
 def test_resampling_keeps_the_best_batch_scores():
     kept, scores = _kept(1.0)
     assert kept == {0, 1, 7}
-    np.testing.assert_allclose(
-        scores, [5.0018, 3.0986, 2.0986, 0.5514, 0.7586, 2.6520], atol=1e-4
-    )
+    np.testing.assert_allclose(scores, [5.0018, 3.0986, 2.0986, 0.5514, 0.7586, 2.6520], atol=1e-4)
     kept, scores = _kept(100.0)
     assert kept == {1, 2, 7}
     np.testing.assert_allclose(scores[[1, 2, 5, 0]], [1.1186, 1.1086, 1.1070, 1.1025], atol=1e-4)
@@ -91,9 +89,14 @@ def test_temperature_is_used_only_to_pick_the_labels():
     np.testing.assert_allclose(_loss(100.0), 1.174057, atol=1e-5)
     # The same kept labels through plain sampled softmax give the same value.
     plain = losses.sampled_softmax_loss(
-        Q, W, POSITIVES, [1, 2, 7], [0.0, 0.0, 0.0], temperature=1.0,
+        Q,
+        W,
+        POSITIVES,
+        [1, 2, 7],
+        [0.0, 0.0, 0.0],
+        temperature=1.0,
         positive_log_q=POSITIVE_LOG_Q,
-    )  # fmt: skip
+    )
     np.testing.assert_allclose(float(plain), 1.174057, atol=1e-5)
 
 
