@@ -46,8 +46,9 @@ PATIENCE = 1
 DATA_OPTIONS = ["--rating-threshold", "4", "--negative-ratio", "2", "--split", "leave_last_out"]
 PROTOCOL = (
     "leave-last-out (B1's split): per user, the last interaction rated >= 4 is the eval "
-    "target, with the pipeline's sampled negatives (p ~ count^0.75, items the user never "
-    "rated); training examples are the earlier events (rating >= 4 positive, < 4 negative) "
+    "target, with the pipeline's sampled negatives (p ~ count^0.75, items the user had not "
+    "rated at or before the event's time); training examples are the earlier events "
+    "(rating >= 4 positive, < 4 negative) "
     "and their sampled negatives. Validation (early stopping) is cut the same way from "
     "training: each user's last positive moment; later training events are dropped."
 )

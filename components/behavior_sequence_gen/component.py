@@ -22,6 +22,7 @@ class BehaviorSequenceGenSpec(types.ComponentSpec):
         "split": ExecutionParameter(type=str),
         "cutoff_timestamp": ExecutionParameter(type=int, optional=True),
         "seed": ExecutionParameter(type=int),
+        "negative_exclusion": ExecutionParameter(type=str),
     }
     INPUTS = {
         "interactions": ChannelParameter(type=standard_artifacts.Examples),
@@ -63,6 +64,7 @@ class BehaviorSequenceGen(base_beam_component.BaseBeamComponent):
             split=config.split,
             cutoff_timestamp=config.cutoff_timestamp,
             seed=config.seed,
+            negative_exclusion=config.negative_exclusion,
             examples=types.Channel(type=standard_artifacts.Examples),
             catalog=types.Channel(type=standard_artifacts.Examples),
         )

@@ -15,10 +15,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from components.behavior_sequence_gen.negatives import NegativeSampler
 from schemas import features as F
 
 TRAIN, EVAL = "train", "eval"
 LEAVE_LAST_OUT, TIME_CUTOFF = "leave_last_out", "time_cutoff"
+# Which of the user's items a ranker negative at time t may not be (SequenceConfig).
+EXCLUDE_UNTIL_T, EXCLUDE_EVER = "touched_until_t", "touched_ever"
+NEGATIVE_EXCLUSIONS = (EXCLUDE_UNTIL_T, EXCLUDE_EVER)
 
 # Reasons an input row is dropped; reported in the component's output.
 DROP_UNKNOWN_ITEM = "unknown_item"
@@ -44,6 +48,11 @@ class SequenceConfig:
             TIME_CUTOFF (every event at or after cutoff_timestamp is eval).
         cutoff_timestamp: the global cutoff, required for TIME_CUTOFF.
         seed: seed of the negative sampler.
+        negative_exclusion: EXCLUDE_UNTIL_T (default, leak-free): a negative for
+            an event at time t is any item the user had not touched at or
+            before t, so items they touch only later can be drawn;
+            EXCLUDE_EVER: never an item the user touches at any time (this
+            leaks the future into the training distribution).
     """
 
     history_length: int = F.HISTORY_LENGTH
@@ -53,6 +62,7 @@ class SequenceConfig:
     split: str = LEAVE_LAST_OUT
     cutoff_timestamp: int | None = None
     seed: int = 0
+    negative_exclusion: str = EXCLUDE_UNTIL_T
 
     def __post_init__(self):
         if self.history_length < 1:
@@ -67,6 +77,11 @@ class SequenceConfig:
             )
         if self.split == TIME_CUTOFF and self.cutoff_timestamp is None:
             raise ValueError("split='time_cutoff' needs cutoff_timestamp")
+        if self.negative_exclusion not in NEGATIVE_EXCLUSIONS:
+            raise ValueError(
+                f"negative_exclusion must be one of {NEGATIVE_EXCLUSIONS}, "
+                f"got {self.negative_exclusion!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,12 +97,18 @@ class Event:
 
 @dataclasses.dataclass(frozen=True)
 class Timeline:
-    """A user's kept events and everything the user ever interacted with."""
+    """A user's kept events and everything the user ever interacted with.
+
+    `first_touch` holds (time of the user's first event with the item, item) for
+    every item in `seen`, in time order; negatives at time t exclude its prefix
+    up to t.
+    """
 
     user_id: str
     user_features: Mapping[str, object]
     events: tuple[Event, ...]
     seen: frozenset[str]
+    first_touch: tuple[tuple[int, str], ...] = ()
 
 
 def is_positive(row: Mapping[str, object], threshold: float | None) -> bool:
@@ -172,8 +193,12 @@ def build_timeline(
     drops = collections.Counter({k: v for k, v in drops.items() if v})
     if not events:
         return None, drops
-    seen = frozenset(r[F.ITEM_ID] for r in kept)
-    return Timeline(user_id, dict(user_features or {}), tuple(events), seen), drops
+    first: dict[str, int] = {}
+    for row in kept:  # time order: the first row of an item is its first touch
+        first.setdefault(row[F.ITEM_ID], row[F.TIMESTAMP])
+    touches = tuple(sorted((t, item) for item, t in first.items()))
+    user = dict(user_features or {})
+    return Timeline(user_id, user, tuple(events), frozenset(first), touches), drops
 
 
 def train_item_ids(timeline: Timeline) -> Iterator[str]:
@@ -181,42 +206,6 @@ def train_item_ids(timeline: Timeline) -> Iterator[str]:
     for event in timeline.events:
         if event.split == TRAIN:
             yield event.item_id
-
-
-class NegativeSampler:
-    """Draws catalog items with probability proportional to count**power."""
-
-    def __init__(self, counts: Mapping[str, int], power: float):
-        items = sorted(item for item, count in counts.items() if count > 0)
-        if not items:
-            raise ValueError("no item has a training interaction: cannot sample negatives")
-        weights = np.array([counts[i] for i in items], dtype=np.float64) ** power
-        self.items = items
-        self.probs = weights / weights.sum()
-        self._cdf = np.cumsum(self.probs)
-        self._item_set = frozenset(items)
-
-    def sample(self, rng: np.random.Generator, n: int, exclude: frozenset) -> list[str]:
-        """Returns up to n distinct items, none in `exclude`, drawn without bias.
-
-        Rejection sampling: excluded items are redrawn, so the kept draws follow
-        the distribution restricted to the allowed items. Fewer than n come back
-        only when too few items are allowed.
-        """
-        chosen: list[str] = []
-        allowed = len(self.items) - len(self._item_set & exclude)
-        n = min(n, allowed)
-        for _ in range(64):
-            if len(chosen) >= n:
-                break
-            idx = np.searchsorted(self._cdf, rng.random(4 * (n - len(chosen)) + 8), side="right")
-            for j in np.minimum(idx, len(self.items) - 1):
-                item = self.items[j]
-                if item not in exclude and item not in chosen:
-                    chosen.append(item)
-                    if len(chosen) == n:
-                        break
-        return chosen
 
 
 def user_rng(seed: int, user_id: str) -> np.random.Generator:
@@ -267,15 +256,23 @@ def event_examples(
 
     `context` (user, time, history) is shared by the event and its negatives;
     each target holds the item, its features and the label. Every positive event
-    gets cfg.negative_ratio negatives, drawn from items the user never
-    interacted with. `counts`, when given, counts negatives that could not all
-    be drawn.
+    gets cfg.negative_ratio negatives, drawn from items the user had not touched
+    at or before the event's time (cfg.negative_exclusion EXCLUDE_UNTIL_T), or
+    never touched at all (EXCLUDE_EVER). `counts`, when given, counts negatives
+    that could not all be drawn.
     """
     rng = user_rng(cfg.seed, timeline.user_id)
-    for event in timeline.events:
+    touched: set[str] = set()  # items first touched at or before the current event
+    pending = iter(timeline.first_touch)
+    upcoming = next(pending, None)
+    for event in timeline.events:  # time order
+        while upcoming is not None and upcoming[0] <= event.timestamp:
+            touched.add(upcoming[1])
+            upcoming = next(pending, None)
         targets = [_target(event.item_id, event.label, items)]
         if event.label and cfg.negative_ratio and sampler is not None:
-            negatives = sampler.sample(rng, cfg.negative_ratio, timeline.seen)
+            exclude = timeline.seen if cfg.negative_exclusion == EXCLUDE_EVER else touched
+            negatives = sampler.sample(rng, cfg.negative_ratio, exclude)
             if counts is not None and len(negatives) < cfg.negative_ratio:
                 counts[NOTE_NEGATIVES_SHORT] += cfg.negative_ratio - len(negatives)
             targets += [_target(item_id, 0, items, event=0) for item_id in negatives]

@@ -19,7 +19,9 @@ SOFTMAX_SAMPLERS = ("log_uniform", "unigram")
 PRETRAINED_MODES = ("init", "input")
 MODES = ("full", "incremental")
 OPTIMIZERS = ("adam", "adagrad")
+ADAPTIVE_SAMPLINGS = ("tapas", "per_row")  # models/retrieval/tapas.py
 ITEM2VEC = "item2vec"
+MEAN_OF_ITEMS = "mean_of_items"  # pretrained_users: mean of the user's pretrained items
 CUSTOM_CONFIG_KEY = "retrieval"  # fn_args.custom_config[CUSTOM_CONFIG_KEY] = config.to_dict()
 
 
@@ -81,6 +83,17 @@ class RetrievalConfig:
         non_positive_weight: listwise: every logged event below the rating threshold is
             a retrieval target too, with this weight (positives weigh 1; 0 = positives
             only). Sampled ranker negatives are never targets.
+        adaptive_sampling: with adaptive_top_m > 0: "tapas" (published TAPAS: the
+            adaptive_top_m sampled labels with the best batch score
+            logsumexp_b(logit / adaptive_temperature) are shared by the batch, the
+            temperature is used only to pick them; models/retrieval/tapas.py) or
+            "per_row" (the former variant: each row's own top-m of its corrected
+            logits, and all kept logits divided by adaptive_temperature).
+        pretrained_users: None, "mean_of_items" (a user's vector is the mean of the
+            pretrained item vectors of their positive training events; needs
+            `pretrained`), or the path of a `user_id<TAB>v1 v2 ...` file. Used per
+            pretrained_mode ("init": the user table, frozen for freeze_steps;
+            "input": fixed input vectors); models/retrieval/user_vectors.py.
     """
 
     embedding_dim: int = 32
@@ -128,6 +141,8 @@ class RetrievalConfig:
     mode: str = "full"
     history: HistoryEncoderSpec = dataclasses.field(default_factory=HistoryEncoderSpec)
     non_positive_weight: float = 0.0
+    adaptive_sampling: str = "tapas"
+    pretrained_users: str | None = None
 
     def __post_init__(self):
         for spec in ("item_embedding", "user_embedding"):
@@ -169,6 +184,7 @@ class RetrievalConfig:
             ("pretrained_mode", PRETRAINED_MODES),
             ("mode", MODES),
             ("optimizer", OPTIMIZERS),
+            ("adaptive_sampling", ADAPTIVE_SAMPLINGS),
         ):
             _require(name, getattr(self, name) in allowed, f"must be one of {allowed}")
         for name in ("item_embedding", "user_embedding"):
@@ -197,6 +213,21 @@ class RetrievalConfig:
             "adaptive_top_m",
             self.adaptive_top_m <= self.num_sampled,
             "must be <= num_sampled",
+        )
+        self._check_pretrained_users()
+
+    def _check_pretrained_users(self):
+        users = self.pretrained_users
+        _require("pretrained_users", users is None or bool(users), "is empty")
+        _require(
+            "pretrained_users",
+            users != MEAN_OF_ITEMS or bool(self.pretrained),
+            f"{MEAN_OF_ITEMS!r} needs pretrained item vectors (set pretrained)",
+        )
+        _require(
+            "pretrained_mode",
+            not (users and self.pretrained_mode == "init") or self.user_embedding.kind == FULL,
+            "'init' with pretrained_users needs a full user table (user_embedding.kind='full')",
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -195,13 +195,18 @@ def _parse_line(path: str, lineno: int, line: str) -> tuple[str, np.ndarray]:
     return item, vec
 
 
-def load_pretrained(path: str) -> dict:
+def load_pretrained(path: str, expected_dim: int | None = None) -> dict:
     """Reads a file written by `save_pretrained` (or by the user).
+
+    Args:
+        path: the file.
+        expected_dim: if set, every vector must have this dimension (e.g. the
+            width of the table it initialises).
 
     Raises:
         ValueError: naming the file and line for a malformed row, a
             non-numeric value, a duplicate id, or a dimension differing from
-            the first vector's.
+            expected_dim or (without it) from the first vector's.
     """
     vectors: dict[str, np.ndarray] = {}
     first = None
@@ -211,6 +216,11 @@ def load_pretrained(path: str) -> dict:
             if not line.strip() or line.startswith("#"):
                 continue
             item, vec = _parse_line(path, lineno, line)
+            if expected_dim is not None and vec.size != expected_dim:
+                raise ValueError(
+                    f"{path}, line {lineno} (id {item!r}): dimension {vec.size}, "
+                    f"expected {expected_dim}"
+                )
             if first is None:
                 first = (lineno, vec.size)
             elif vec.size != first[1]:

@@ -127,6 +127,8 @@ class QueryTower(_Tower):
             masked history mean is an extra input ("input" mode).
         history_encoder: optional SequenceEncoder; its state at the most recent
             history position is an extra input (beside the masked mean).
+        pretrained_users: optional FixedEmbedding of pretrained user vectors, an
+            extra input ("input" mode; models/retrieval/user_vectors.py).
     """
 
     def __init__(
@@ -138,8 +140,10 @@ class QueryTower(_Tower):
         history_encoder=None,
         **kw,
     ):
+        pretrained_users = kw.pop("pretrained_users", None)
         super().__init__(**kw)
         self.item_embedding, self.user_embedding = _layer(item_embedding), _layer(user_embedding)
+        self.pretrained_users = _layer(pretrained_users)
         self.pretrained = _layer(pretrained)
         self.history_encoder = _layer(history_encoder)
         self.feature_sizes = {k: int(v) for k, v in feature_sizes.items()}
@@ -167,6 +171,8 @@ class QueryTower(_Tower):
         parts += [self.categoricals[n](features[n]) for n in QUERY_CATEGORICALS]
         if self.pretrained is not None:
             parts.append(masked_mean(self.pretrained(history), mask))
+        if self.pretrained_users is not None:
+            parts.append(self.pretrained_users(features[USER]))
         return self.head(parts, training)
 
     def prefix_queries(self, features, select, training=None) -> tf.Tensor:
@@ -196,6 +202,8 @@ class QueryTower(_Tower):
         parts += [per_position(self.categoricals[n](features[n])) for n in QUERY_CATEGORICALS]
         if self.pretrained is not None:
             parts.append(prefix_mean(self.pretrained(history)))
+        if self.pretrained_users is not None:
+            parts.append(per_position(self.pretrained_users(features[USER])))
         return self.head([tf.boolean_mask(tf.concat(parts, axis=-1), select)], training)
 
     def get_config(self):
@@ -206,6 +214,7 @@ class QueryTower(_Tower):
             "feature_sizes": self.feature_sizes,
             "pretrained": _serialize(self.pretrained),
             "history_encoder": _serialize(self.history_encoder),
+            "pretrained_users": _serialize(self.pretrained_users),
         }
 
 

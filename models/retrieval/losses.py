@@ -226,8 +226,10 @@ def sampled_softmax_loss(
     Logits over [positive, M sampled] are q . w / temperature, minus log-Q
     (sampled_log_q for the samples; positive_log_q for the positive if given),
     with sampled copies of the positive masked (remove_hits). With
-    adaptive_top_m > 0, a second pass keeps only the top-m sampled logits and
-    divides all kept logits (positive included) by adaptive_temperature.
+    adaptive_top_m > 0, the "per_row" adaptive variant: each row keeps its own
+    top-m corrected sampled logits and all kept logits (positive included) are
+    divided by adaptive_temperature. The published TAPAS form (labels shared by
+    the batch, the temperature only for picking them) is `tapas.py`.
 
     Args:
         query: [B, D] query embeddings.

@@ -22,7 +22,7 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from models.common import embeddings as E
-from models.retrieval import losses, samplers
+from models.retrieval import losses, samplers, tapas, user_vectors
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.layers import (
     AGE,
@@ -211,6 +211,8 @@ class RetrievalModel(tfrs.Model):
     def _sampled_softmax(self, query, ids, training):
         """YouTube-DNN sampled softmax; only the needed rows of the item matrix are computed."""
         cfg = self.config
+        if cfg.adaptive_top_m and cfg.adaptive_sampling == tapas.ADAPTIVE_TAPAS:
+            return tapas.model_loss(self, query, ids, training)
         sampled, sampled_log_q = self.softmax_sampler.sample_tf(cfg.num_sampled)
         unique, local = tf.unique(tf.concat([ids, sampled], axis=0))
         weights = self.embed_items(unique, training)  # rows of the [V, D] softmax weights
@@ -284,6 +286,7 @@ def build_model(
     mined: np.ndarray | None = None,
     pretrained: np.ndarray | None = None,
     history_length: int = F.HISTORY_LENGTH,
+    pretrained_users: np.ndarray | None = None,
 ) -> RetrievalModel:
     """Builds and compiles the model.
 
@@ -295,6 +298,7 @@ def build_model(
         mined: optional [num_user_ids, P] mined negatives (`updates.load_mined_negatives`).
         pretrained: optional [V, P] item vectors, used per config.pretrained_mode.
         history_length: L of the history (Transform's; sizes the encoder's positions).
+        pretrained_users: optional [U, P] user vectors, likewise (`user_vectors.py`).
     """
     num_items, dim = vocab_sizes[F.ITEM_ID], config.embedding_dim
     tf_keras.utils.set_random_seed(config.seed)
@@ -319,6 +323,8 @@ def build_model(
         encoder = SequenceEncoder(
             spec.num_layers, spec.num_heads, spec.dropout, history_length, name="history_encoder"
         )
+    users = user_vectors.fixed_table(config, pretrained_users)  # "input" mode only
+    extra = {} if users is None else {"pretrained_users": users}
     query = QueryTower(
         item_emb,
         user_emb,
@@ -327,6 +333,7 @@ def build_model(
         history_encoder=encoder,
         name="query_tower",
         **head,
+        **extra,
     )
     candidate = CandidateTower(
         item_emb, vocab_sizes[F.PRIMARY_GENRE], pretrained=fixed, name="candidate_tower", **head
@@ -338,6 +345,8 @@ def build_model(
         (fixed or item_emb).set_weights([np.asarray(pretrained, np.float32)])
         if fixed is None and config.freeze_steps:
             model.frozen_variables = list(item_emb.trainable_weights)
+    if pretrained_users is not None:
+        user_vectors.load(model, users or user_emb, pretrained_users)
     compile_model(model)
     return model
 

@@ -25,7 +25,7 @@ import tf_keras
 
 from models.common import data, requests
 from models.common.embeddings import memory_report
-from models.retrieval import export, samplers, updates
+from models.retrieval import export, samplers, updates, user_vectors
 from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
 from models.retrieval.layers import ItemCatalog
 from models.retrieval.model import TARGET_WEIGHT, build_model, compile_model
@@ -139,8 +139,8 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
         fn_args.train_files, tft_output, _READ_BATCH, shuffle=False, num_epochs=1
     )
     catalog = ItemCatalog.from_batches(scan, sizes[F.ITEM_ID])
-    pretrained = updates.pretrained_matrix(
-        config, fn_args.train_files, tft_output, sizes[F.ITEM_ID]
+    pretrained, users, users_report = user_vectors.pretrained_tables(
+        config, fn_args.train_files, tft_output, sizes
     )
     mined = None
     if config.mined_negatives_path:
@@ -155,8 +155,11 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
         mined=mined,
         pretrained=pretrained,
         history_length=requests.history_length(tft_output.raw_feature_spec()),
+        pretrained_users=users,
     )
     info, epochs = {"mode": config.mode, "base_model": fn_args.base_model}, config.epochs
+    if users_report:
+        info["pretrained_users"] = users_report
     if fn_args.base_model:
         report = updates.warm_start(model, fn_args.base_model, tft_output)
         info["warm_start"] = {k: len(v) for k, v in report.items()}

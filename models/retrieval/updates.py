@@ -145,21 +145,26 @@ def pretrained_matrix(
     if not config.pretrained:
         return None
     vocab = read_vocabularies(tft_output)[F.ITEM_ID]
-    dim = config.embedding_dim if config.pretrained_mode == "init" else config.pretrained_dim
+    vectors, dim = pretrained_vectors(config, train_files, tft_output, vocab)
+    matrix, covered = item2vec.init_matrix(vectors, vocab, dim, config.seed, num_rows=num_rows)
+    print(f"pretrained item vectors ({config.pretrained}): {covered}/{len(vocab)} items covered")
+    return matrix
+
+
+def pretrained_vectors(config: RetrievalConfig, train_files, tft_output, vocab) -> tuple:
+    """({item id: vector}, dim) of config.pretrained: item2vec, or a file ("init" mode:
+    every vector must have embedding_dim; an error names the first line that has not)."""
+    init = config.pretrained_mode == "init"
+    dim = config.embedding_dim if init else config.pretrained_dim
     if config.pretrained == ITEM2VEC:
         batches = data.make_dataset(train_files, tft_output, 1024, shuffle=False, num_epochs=1)
         sentences = item2vec_sentences(batches, vocab, config.item2vec_window)
         cfg = item2vec.Item2VecConfig(
             dim=dim, window=1, epochs=config.item2vec_epochs, seed=config.seed
         )
-        vectors = item2vec.train_item2vec(sentences, cfg)
-    else:
-        vectors = item2vec.load_pretrained(config.pretrained)
-        if config.pretrained_mode == "input":
-            dim = len(next(iter(vectors.values())))
-    matrix, covered = item2vec.init_matrix(vectors, vocab, dim, config.seed, num_rows=num_rows)
-    print(f"pretrained item vectors ({config.pretrained}): {covered}/{len(vocab)} items covered")
-    return matrix
+        return item2vec.train_item2vec(sentences, cfg), dim
+    vectors = item2vec.load_pretrained(config.pretrained, expected_dim=dim if init else None)
+    return vectors, len(next(iter(vectors.values())))
 
 
 def load_mined_negatives(

@@ -22,9 +22,29 @@ def test_config_round_trips_through_exec_properties():
         cutoff_timestamp=99,
         negative_ratio=3,
         seed=5,
+        negative_exclusion=S.EXCLUDE_EVER,
     )
     props = {f: getattr(cfg, f) for f in S.SequenceConfig.__dataclass_fields__}
     assert executor.config_from_properties(props) == cfg
     # TFX drops optional properties that are None: absence means an implicit log.
     del props["rating_threshold"]
     assert executor.config_from_properties(props).rating_threshold is None
+
+
+def test_component_passes_negative_exclusion():
+    from tfx import types
+    from tfx.types import standard_artifacts
+
+    from components.behavior_sequence_gen.component import BehaviorSequenceGen
+
+    def channel():
+        return types.Channel(type=standard_artifacts.Examples)
+
+    default = BehaviorSequenceGen(channel(), channel())
+    assert default.exec_properties["negative_exclusion"] == S.EXCLUDE_UNTIL_T
+    ever = BehaviorSequenceGen(
+        channel(), channel(), config=S.SequenceConfig(negative_exclusion=S.EXCLUDE_EVER)
+    )
+    assert executor.config_from_properties(ever.exec_properties).negative_exclusion == (
+        S.EXCLUDE_EVER
+    )

@@ -123,7 +123,7 @@ def test_no_eval_event_in_any_train_history(split):
 
 
 def test_negatives_never_seen_and_share_context():
-    cfg = S.SequenceConfig(history_length=3, negative_ratio=2)
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=2, negative_exclusion=S.EXCLUDE_EVER)
     timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], {}, ITEMS, cfg)
     sampler = S.NegativeSampler({i: 1 for i in ITEMS}, power=0.75)
     examples = list(S.emit_examples(timeline, ITEMS, sampler, cfg))
@@ -142,6 +142,39 @@ def test_negatives_never_seen_and_share_context():
     assert [x[F.HISTORY_ITEM_IDS] for x in negatives[2:]] == [["A", "B", ""]] * 2
     again = list(S.emit_examples(timeline, ITEMS, sampler, cfg))
     assert again == examples  # deterministic by seed and user
+
+
+# A user who touches X only after t: A (t=10, rated 5) and B (t=10, rated 2) at the same
+# second, then X (t=50, rated 5, the eval target). Sampler catalog: A, B, X, Y.
+LATER_X = [ev("u", 10, "A", 5), ev("u", 10, "B", 2), ev("u", 50, "X", 5)]
+LATER_ITEMS = {i: {F.ITEM_ID: i, F.GENRES: ["Drama"], F.YEAR: 1990} for i in "ABXY"}
+
+
+def _negatives(exclusion):
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=2, negative_exclusion=exclusion)
+    timeline, _ = S.build_timeline("u", LATER_X, {}, LATER_ITEMS, cfg)
+    sampler = S.NegativeSampler({i: 1 for i in LATER_ITEMS}, power=0.75)
+    short = collections.Counter()
+    out = collections.defaultdict(set)
+    for _, context, targets in S.event_examples(timeline, LATER_ITEMS, sampler, cfg, short):
+        out[context[F.TIMESTAMP]] |= {t[F.ITEM_ID] for t in targets[1:]}  # [0]: the event
+    return dict(out), short[S.NOTE_NEGATIVES_SHORT]
+
+
+def test_negatives_at_t_may_be_items_touched_after_t():
+    # Leak-free default: at t=10 the user has touched A and B (same second, both
+    # excluded), so the 2 distinct negatives are exactly X and Y: X, touched at t=50,
+    # is a legitimate negative at t=10. B (rated 2, label 0) gets no negatives.
+    assert S.SequenceConfig().negative_exclusion == S.EXCLUDE_UNTIL_T
+    negatives, short = _negatives(S.EXCLUDE_UNTIL_T)
+    assert negatives == {10: {"X", "Y"}, 50: {"Y"}}  # at t=50 A, B, X are all touched
+    assert short == 1
+    # The former behaviour, kept as a named option: X is never a negative.
+    negatives, short = _negatives(S.EXCLUDE_EVER)
+    assert negatives == {10: {"Y"}, 50: {"Y"}}
+    assert short == 2
+    with pytest.raises(ValueError, match="negative_exclusion must be one of"):
+        S.SequenceConfig(negative_exclusion="never")
 
 
 def test_negative_distribution_follows_count_power():

@@ -181,8 +181,11 @@ LOSS_OPTIONS = {
     "triplet_hinge": dict(loss="triplet_hinge"),
     "triplet_logistic": dict(loss="triplet_logistic"),
     "sampled_softmax": dict(loss="sampled_softmax", num_sampled=64),
-    "sampled_softmax_adaptive": dict(
+    "sampled_softmax_tapas": dict(
         loss="sampled_softmax", num_sampled=64, softmax_sampler="unigram", adaptive_top_m=16
+    ),
+    "sampled_softmax_per_row": dict(
+        loss="sampled_softmax", num_sampled=64, adaptive_top_m=16, adaptive_sampling="per_row"
     ),
 }
 

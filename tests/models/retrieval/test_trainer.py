@@ -33,8 +33,15 @@ def fn_args(tiny_data, root, config, base_model=None):
 
 @pytest.fixture(scope="module")
 def first_run(tiny_data, tmp_path_factory):
-    """run_fn with item2vec-initialised items (frozen 2 steps) and mixed negatives."""
-    config = dataclasses.replace(BASE, pretrained="item2vec", freeze_steps=2, item2vec_epochs=1)
+    """run_fn with item2vec-initialised items and mean-of-items users (frozen 2 steps)
+    and mixed negatives."""
+    config = dataclasses.replace(
+        BASE,
+        pretrained="item2vec",
+        freeze_steps=2,
+        item2vec_epochs=1,
+        pretrained_users="mean_of_items",
+    )
     args = fn_args(tiny_data, str(tmp_path_factory.mktemp("first")), config)
     trainer.run_fn(args)
     return args
@@ -56,6 +63,8 @@ def test_run_fn_writes_model_curve_and_summary(first_run):
     memory = summary["embedding_memory"]
     assert memory[F.ITEM_ID]["full_bytes"] == memory[F.ITEM_ID]["bytes"] > 0
     assert summary["config"]["pretrained"] == "item2vec"
+    users = summary["pretrained_users"]
+    assert users["source"] == "mean_of_items" and 0 < users["covered"] <= users["vocabulary"]
     npz = np.load(export.item_embeddings_path(first_run.serving_model_dir))
     assert npz["embeddings"].shape == (len(npz["ids"]), BASE.output_dim)
     assert npz["ids"][0] == summary_vocab(first_run)[0]
