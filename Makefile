@@ -23,7 +23,7 @@ KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
 KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
-.PHONY: help setup run run-beam run-movielens test test-fast lint clean bench-pipeline bench-ranking \
+.PHONY: help setup run run-beam run-movielens tune test test-fast lint clean bench-pipeline bench-ranking \
 	bench-retrieval bench-index bench-serving serve query kfp-compile image
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make test           run the tests (creates .venv first)"
 	@echo "make run-beam       the same pipeline with BeamDagRunner (2 worker processes)"
 	@echo "make run-movielens  the pipeline on MovieLens-100K from ML100K=$(ML100K)"
+	@echo "make tune           the pipeline with TFX's Tuner on (DATA, RUNNER; TRIALS=8): the two-tower trains with the best trial's hyperparameters"
 	@echo "make lint           ruff"
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS; median of 3 runs (QUICK=1: 1 small run)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
@@ -71,6 +72,9 @@ run-beam: setup
 
 run-movielens: setup
 	$(PY) -m pipeline run --runner $(RUNNER) --data movielens-100k:$(ML100K)
+
+tune: setup
+	$(PY) -m pipeline run --runner $(RUNNER) --data $(DATA) --tune $(if $(TRIALS),--tune-trials $(TRIALS),)
 
 test: setup
 	$(PY) -m pytest -q

@@ -19,6 +19,7 @@ import time
 
 from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTOFF, SequenceConfig
 from models.retrieval.config import LOSSES, RetrievalConfig
+from models.retrieval.hyperparameters import SearchSpace
 from pipeline import config as C
 from pipeline import kfp_cli
 from schemas.serving import PORTABLE
@@ -86,6 +87,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         enable_cache=not args.no_cache,
         serving_dir=os.path.abspath(args.serving_dir or os.path.join(work_dir, "serving")),
         model_name=args.model_name,
+        tuning=SearchSpace(max_trials=args.tune_trials) if args.tune else None,
     )
 
 
@@ -164,6 +166,18 @@ def _parser() -> argparse.ArgumentParser:
         "(default: <work-dir>/serving)",
     )
     run.add_argument("--model-name", default="recommender", help="the served model's name")
+    run.add_argument(
+        "--tune",
+        action="store_true",
+        help="run TFX's Tuner (KerasTuner random search over embedding_dim, temperature, "
+        "epochs, learning_rate) and train the two-tower with its best hyperparameters",
+    )
+    run.add_argument(
+        "--tune-trials",
+        type=int,
+        default=SearchSpace.max_trials,
+        help="--tune: trials of the search (each trains one two-tower model)",
+    )
     run.add_argument("--until", help="run only this component and what it needs, e.g. Transform")
     kfp_cli.add_parser(sub)
     return p

@@ -13,6 +13,7 @@ from components.retrieval_evaluator.metrics import BlessingConfig
 from components.table_gen import formats
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
+from models.retrieval.hyperparameters import SearchSpace
 from models.search.params import IndexConfig
 from schemas import features as F
 
@@ -134,6 +135,9 @@ class PipelineConfig:
             second process (ML-100K: 39, 46, 49 and 66 s in four runs vs 57 s in one
             process, a small and noisy gain; ExampleGens, StatisticsGen and Transform
             gained nothing or lost to the Beam workers' start-up).
+        tuning: None (the default): no Tuner. A SearchSpace: TFX's Tuner runs a KerasTuner
+            search over it (models/retrieval/tuner.py) and the retrieval Trainer trains
+            with its best_hyperparameters.
     """
 
     data: DataConfig
@@ -156,6 +160,7 @@ class PipelineConfig:
     keep_versions: int = 5
     transform_statistics: bool = False
     sequence_beam_args: tuple[str, ...] = ()
+    tuning: SearchSpace | None = None
 
     @property
     def push_dir(self) -> str:
@@ -174,6 +179,10 @@ class PipelineConfig:
             raise ValueError(f"model_name {self.model_name!r} must be letters, digits, '-' or '_'")
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")
+        if self.tuning is not None:
+            if not isinstance(self.tuning, SearchSpace):
+                raise ValueError(f"tuning must be a SearchSpace or None, got {self.tuning!r}")
+            self.tuning.check(self.retrieval)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ from components.versioned_pusher.component import VersionedPusher
 from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
 from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
+from models.retrieval.hyperparameters import TUNING_KEY
 from pipeline.config import PipelineConfig
 from schemas import features as F
 from schemas.schema import schema_file
@@ -35,6 +36,7 @@ RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR = "retrieval_trainer", "retrieval_evaluat
 RANKING_RUN_FN = "models.ranking.trainer.run_fn"
 RANKING_TRAINER, RANKING_EVALUATOR = "ranking_trainer", "ranking_evaluator"
 MINER = "HardNegativeMiner"
+RETRIEVAL_TUNER, RETRIEVAL_TUNER_FN = "retrieval_tuner", "models.retrieval.tuner.tuner_fn"
 INDEX_BUILDER, ASSEMBLER, PUSHER = "ScannIndexBuilder", "RecommenderAssembler", "Pusher"
 
 
@@ -148,9 +150,30 @@ def _trainer(
     ).with_id(trainer_id)
 
 
+def _retrieval_tuner(config: PipelineConfig, stages: dict):
+    """TFX's Tuner over config.tuning (a KerasTuner search, each trial capped at
+    train_steps), or None when tuning is off."""
+    if config.tuning is None:
+        return None
+    transform = stages["transform"]
+    return tfx.components.Tuner(
+        tuner_fn=RETRIEVAL_TUNER_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=stages["schema"].outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        custom_config={
+            RETRIEVAL_KEY: config.retrieval.to_dict(),
+            TUNING_KEY: config.tuning.to_dict(),
+        },
+    ).with_id(RETRIEVAL_TUNER)
+
+
 def _retrieval_stages(config: PipelineConfig, stages: dict, ranking_baseline) -> list:
-    """Hard negatives mined with the blessed models, the two-tower trainer (warm-started
-    from the latest blessed model) and its evaluator."""
+    """Hard negatives mined with the blessed models, the optional Tuner, the two-tower
+    trainer (warm-started from the latest blessed model; trained with the Tuner's best
+    hyperparameters when tuning) and its evaluator."""
     baseline = _latest_blessed(RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR, "latest_blessed_retrieval")
     sequences, transform = stages["sequences"], stages["transform"]
     miner = HardNegativeMiner(
@@ -159,12 +182,14 @@ def _retrieval_stages(config: PipelineConfig, stages: dict, ranking_baseline) ->
         retrieval_model=baseline.outputs["model"],
         ranking_model=ranking_baseline.outputs["model"],
     ).with_id(MINER)
+    tuner = _retrieval_tuner(config, stages)
     trainer = RetrievalTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=stages["schema"].outputs["schema"],
         base_model=baseline.outputs["model"],
         hard_negatives=miner.outputs["hard_negatives"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         run_fn=RETRIEVAL_RUN_FN,
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=0),
@@ -177,7 +202,7 @@ def _retrieval_stages(config: PipelineConfig, stages: dict, ranking_baseline) ->
         baseline_model=baseline.outputs["model"],
         blessing=config.retrieval_blessing,
     ).with_id(RETRIEVAL_EVALUATOR)
-    return [baseline, miner, trainer, evaluator]
+    return [baseline, miner, *([tuner] if tuner else []), trainer, evaluator]
 
 
 def _ranking_stages(config: PipelineConfig, stages: dict, baseline) -> list:
@@ -259,6 +284,7 @@ def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl
     # they are built whenever Transform is (`until`), as its companions.
     validator, by_id = stages["validator"], {c.id: c for c in components}
     gates = [(validator, by_id[RETRIEVAL_TRAINER]), (validator, by_id[RANKING_TRAINER])]
+    gates += [(validator, by_id[RETRIEVAL_TUNER])] if RETRIEVAL_TUNER in by_id else []
     companions = [(validator, stages["transform"])]
     if until:
         components = _upstream_closure(components, gates + companions, until)

@@ -30,7 +30,9 @@ class RetrievalTrainerSpec(standard_component_specs.TrainerSpec):
 class RetrievalTrainer(trainer_component.Trainer):
     """The two-tower Trainer: `run_fn` by dotted path, optional mined hard negatives.
 
-    Outputs `model` and `model_run` as TFX's Trainer. When `hard_negatives` resolves
+    Outputs `model` and `model_run` as TFX's Trainer. `hyperparameters` (TrainerSpec's
+    own input, e.g. a Tuner's `best_hyperparameters`) reaches run_fn as
+    fn_args.hyperparameters through GenericExecutor. When `hard_negatives` resolves
     to an artifact whose TSV has lines, the executor sets the retrieval config's
     `mined_negatives_path` to it before `run_fn` runs; otherwise training is unchanged.
     """
@@ -45,6 +47,7 @@ class RetrievalTrainer(trainer_component.Trainer):
         schema: types.BaseChannel | None = None,
         base_model: types.BaseChannel | None = None,
         hard_negatives: types.BaseChannel | None = None,
+        hyperparameters: types.BaseChannel | None = None,
         run_fn: str = RETRIEVAL_RUN_FN,
         train_args: trainer_pb2.TrainArgs | None = None,
         eval_args: trainer_pb2.EvalArgs | None = None,
@@ -58,6 +61,7 @@ class RetrievalTrainer(trainer_component.Trainer):
             schema: the schema.
             base_model: the latest blessed Model (warm start), optional.
             hard_negatives: HardNegativeMiner's output, optional.
+            hyperparameters: HyperParameters (the Tuner's best_hyperparameters), optional.
             run_fn: dotted path of the run_fn.
             train_args: TrainArgs (default: empty, every train example).
             eval_args: EvalArgs.
@@ -71,6 +75,7 @@ class RetrievalTrainer(trainer_component.Trainer):
             schema=schema,
             base_model=base_model,
             hard_negatives=hard_negatives,
+            hyperparameters=hyperparameters,
             train_args=train_args or trainer_pb2.TrainArgs(),
             eval_args=eval_args or trainer_pb2.EvalArgs(),
             run_fn=run_fn,

@@ -10,6 +10,9 @@ the ranker's sampled negatives and low ratings are skipped. Writes:
 Model updates (updates.py): with fn_args.base_model (the latest blessed model),
 "full" warm-starts and trains one epoch, "incremental" warm-starts and trains
 only the id embeddings; without a base model both train from scratch.
+Tuning (hyperparameters.py): fn_args.hyperparameters, the Tuner's best KerasTuner
+HyperParameters config, overrides the config's tunable fields; the summary's
+"hyperparameters" names them. None leaves the config unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from models.common import data, requests
 from models.common.embeddings import memory_report
 from models.retrieval import export, samplers, updates, user_vectors
 from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
+from models.retrieval.hyperparameters import apply_hyperparameters, hyperparameter_values
 from models.retrieval.layers import ItemCatalog
 from models.retrieval.model import TARGET_WEIGHT, build_model, compile_model
 from schemas import features as F
@@ -186,11 +190,15 @@ def run_fn(fn_args) -> None:
     Args:
         fn_args: tfx FnArgs: train_files, eval_files, transform_output,
             serving_model_dir, model_run_dir, train_steps, eval_steps,
-            custom_config, base_model.
+            custom_config, base_model, hyperparameters (the Tuner's best, or None).
     """
-    config = config_from_custom(fn_args.custom_config)
+    tuned = hyperparameter_values(fn_args.hyperparameters)
+    config = apply_hyperparameters(config_from_custom(fn_args.custom_config), tuned)
+    if tuned:
+        print(f"tuned hyperparameters: {tuned}")
     tft_output = tft.TFTransformOutput(fn_args.transform_output or fn_args.transform_graph_path)
     model, epochs, info = prepare_model(config, fn_args, tft_output)
+    info["hyperparameters"] = tuned
     counts = info.pop("counts")
     steps = _steps(fn_args.train_steps, config.steps_per_epoch, epochs)
     train = positives_dataset(fn_args.train_files, tft_output, config, counts, training=True)
