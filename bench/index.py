@@ -31,9 +31,11 @@ import time
 
 import numpy as np
 
+from bench.index_scann import BATCH, K
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
-DIM, K, BATCH = 64, 10, 250
+DIM = 64
 
 
 def clustered(num_items: int, dim: int = DIM, num_queries: int = 1000, seed: int = 0):
@@ -75,65 +77,6 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def pybind_searcher(items: np.ndarray, params):
-    """ScaNN's pybind searcher with the index's config (reference latency)."""
-    import scann
-
-    builder = scann.scann_ops_pybind.builder(items, K, "dot_product").tree(
-        num_leaves=params.num_leaves,
-        num_leaves_to_search=params.num_leaves_to_search,
-        training_sample_size=params.training_sample_size,
-    )
-    builder = builder.score_ah(
-        params.dimensions_per_block,
-        anisotropic_quantization_threshold=params.anisotropic_threshold,
-        training_sample_size=params.training_sample_size,
-    )
-    return builder.reorder(params.reorder).build()
-
-
-class _Pybind:
-    """Adapter: pybind searcher -> search(queries) like the tf.Module searchers."""
-
-    numpy_input = True
-
-    def __init__(self, searcher, params):
-        self.searcher, self.params, self.k = searcher, params, K
-        self.max_batch = BATCH  # ScaNN's own batched search bounds its memory
-
-    def search(self, queries):
-        q = np.asarray(queries, np.float32)
-        kwargs = dict(
-            final_num_neighbors=K,
-            pre_reorder_num_neighbors=self.params.reorder,
-            leaves_to_search=self.params.num_leaves_to_search,
-        )
-        if len(q) == 1:
-            return self.searcher.search(q[0], **kwargs)[0][None, :], None
-        return self.searcher.search_batched_parallel(q, **kwargs)[0], None
-
-
-class _Served:
-    """A TF searcher called as serving/servable.py calls a loaded signature: its concrete
-    function with flat inputs (servable's `_flat_caller`: no structured-argument binding),
-    on TF's single-threaded executor (graphs without control flow run in the caller's
-    thread)."""
-
-    def __init__(self, searcher):
-        from serving.servable import SINGLE_THREADED, _flat_caller
-
-        self.call = _flat_caller(searcher.search.get_concrete_function(), {"queries": None})
-        if self.call is None:
-            raise ValueError("the searcher's function has no flat `queries` input")
-        self.executor, self.k, self.max_batch = SINGLE_THREADED, K, BATCH
-
-    def search(self, queries):
-        import tensorflow as tf
-
-        with tf.experimental.function_executor_type(self.executor):
-            return self.call({"queries": queries})
-
-
 def _single_latencies(searchers: dict, queries: np.ndarray, rounds: int = 5) -> dict:
     """p50/p99 ms of one-query calls: each searcher runs a block of consecutive queries,
     the blocks rotate over `rounds` rounds (so load changes hit all searchers alike, and one
@@ -166,45 +109,11 @@ def _batched_qps(searcher, queries: np.ndarray, repeats: int = 3) -> float:
     return len(queries) / float(np.median([_timed(run) for _ in range(repeats)]))
 
 
-def _leaf_ladder(params) -> list[int]:
-    """ScaNN's leaves_to_search values swept for the recall-vs-latency curve."""
-    ladder = (2, 4, 8, 12, 16, 24, 32, 48, 64, 100, 150, 200, 300)
-    return [v for v in ladder if v <= params.num_leaves]
-
-
-def _sweep_scann(index, params, pybind, queries, exact) -> dict:
-    """Recall-vs-p50 sweeps of ScaNN's leaves_to_search, its own search and the served op."""
-    from bench.index_sweep import sweep
-    from components.scann_index_builder.search import ScannSearcher
-
-    held = []  # the ScaNN state at the current value (its own copy of the index tensors)
-
-    def served_at(leaves):
-        held.clear()  # free the previous value's copy first
-        held.append(ScannSearcher(index.scann_assets, replace(params, leaves), K))
-        return _Served(held[0])
-
-    ladder = _leaf_ladder(params)
-    print("    sweep scann_pybind (leaves_to_search)", flush=True)
-    out = {
-        "scann_pybind": sweep(lambda v: _Pybind(pybind, replace(params, v)), ladder, queries, exact)
-    }
-    print("    sweep scann_served (leaves_to_search)", flush=True)
-    out["scann_served"] = sweep(served_at, ladder, queries, exact)
-    return out
-
-
-def replace(params, leaves: int):
-    """params with num_leaves_to_search = leaves."""
-    import dataclasses
-
-    return dataclasses.replace(params, num_leaves_to_search=leaves)
-
-
 def run_size(num_items: int, num_queries: int, bandwidth: float, peers: bool = True) -> dict:
     """Builds the index for N items and measures every searcher; returns the N's row."""
     from bench.index_profile import profile_tf_op
-    from bench.index_sweep import target_check
+    from bench.index_scann import Pybind, Served, pybind_searcher, sweep_scann
+    from bench.index_sweep import pick_setting, target_check
     from components.scann_index_builder import evaluate
     from components.scann_index_builder import index as I
     from components.scann_index_builder.params import choose_params
@@ -221,14 +130,14 @@ def run_size(num_items: int, num_queries: int, bandwidth: float, peers: bool = T
     scann = I.scann_searcher(index, K)
     searchers = {
         "scann": scann,
-        "scann_served": _Served(scann),
+        "scann_served": Served(scann),
         "exact": I.ExactSearcher(items, K),
         "portable": I.portable_searcher(index, K),
-        "scann_pybind": _Pybind(native, params),
+        "scann_pybind": Pybind(native, params),
     }
     print(f"    built in {build_s:.1f} s {index.metrics}; pybind {pybind_build_s:.1f} s")
     exact = evaluate.search_all(searchers["exact"], queries, BATCH)
-    sweeps = _sweep_scann(index, params, native, queries, exact)
+    sweeps = sweep_scann(index, params, native, queries, exact)
     peer_searchers, peer_sweeps, peer_rows = {}, {}, {}
     if peers:
         from bench.index_peers import tune_peers
@@ -265,6 +174,7 @@ def run_size(num_items: int, num_queries: int, bandwidth: float, peers: bool = T
         "searchers": measured,
         "sweeps": sweeps | peer_sweeps,
         "target": target_check(measured, list(peer_rows), "scann_served", "scann_pybind"),
+        "picks": {name: pick_setting(points) for name, points in (sweeps | peer_sweeps).items()},
         "tf_op_profile": profile,
     }
     return row | _footprint(index)

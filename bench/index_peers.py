@@ -6,10 +6,12 @@
   64-d item, like ScaNN's AH codes) re-ranked on exact floats (RFlat, k_factor 20: the 200
   candidates ScaNN reorders), same nlist, knob `nprobe`;
 - `faiss_hnsw`: Faiss HNSW-Flat, M = 32, efConstruction = 40 (Faiss defaults), knob `efSearch`;
-- `hnswlib`: hnswlib HNSW, M = 16, ef_construction = 200 (its README), knob `ef`.
+- `hnswlib`: hnswlib HNSW, M = 16 (its README), ef_construction = 100 (its README's 200
+  took 140 s at 100k items on the loaded machine), knob `ef`.
 All score by inner product. Each `search(queries [B, dim])` returns (indices [B, k], None)
 like the TF searchers; a single query runs on 1 thread (as ScaNN's does), a batch on all.
-faiss-cpu and hnswlib live in `.venv-ann` (`make bench-env`), beside the TF environment.
+faiss-cpu and hnswlib live in `.venv-ann` (`make bench-env`), beside the TF environment;
+Faiss runs with OMP_WAIT_POLICY=PASSIVE unless the caller set it (see import_peers).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def import_peers():
     Raises:
         ImportError: naming the make target that installs them.
     """
+    # Faiss's OpenMP threads spin while waiting by default: on a shared, oversubscribed
+    # machine (load 14 on 2 cores here) that made IVF-PQ training 35x slower (83 s vs 2.3 s
+    # at 20k items). Read by libgomp when faiss loads it, i.e. on the first import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if os.path.isdir(PEERS_DIR) and PEERS_DIR not in sys.path:
         sys.path.append(PEERS_DIR)
     try:
@@ -159,7 +165,7 @@ class FaissHNSW(_Faiss):
 
 class Hnswlib(Peer):
     name, knob, ladder = "hnswlib", "ef", EF_LADDER
-    M, EF_CONSTRUCTION = 16, 200
+    M, EF_CONSTRUCTION = 16, 100
 
     def _build(self, items: np.ndarray) -> None:
         hnswlib = import_peers()[1]

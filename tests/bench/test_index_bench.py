@@ -128,8 +128,8 @@ def test_ivf_flat_probing_every_list_is_exact_and_the_sweep_stops_past_the_targe
 
 
 def test_tf_op_profile_increments_add_up_to_each_layer(tmp_path):
-    from bench.index import pybind_searcher
     from bench.index_profile import LAYERS, breakdown_lines, profile_tf_op
+    from bench.index_scann import pybind_searcher
     from components.scann_index_builder.params import IndexParams
     from components.scann_index_builder.search import ScannSearcher, scann_assets
 
