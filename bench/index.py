@@ -19,7 +19,8 @@ memory bandwidth against a measured memcpy; the target check against the fastest
 a profile of one TF-op search (bench/index_profile.py). Writes bench/results/index.json,
 index.png (p50 per N) and index_recall_latency.png (one recall-vs-p50 curve per system).
 
-    python -m bench.index [--quick] [--sizes 10000,100000] [--queries 1000] [--no-peers]
+    python -m bench.index [--quick] [--sizes 10000,100000] [--queries 1000]
+        [--peers faiss_ivf_flat,faiss_ivf_pq,faiss_hnsw,hnswlib | --no-peers] [--out PATH]
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def _batched_qps(searcher, queries: np.ndarray, repeats: int = 3) -> float:
     return len(queries) / float(np.median([_timed(run) for _ in range(repeats)]))
 
 
-def run_size(num_items: int, num_queries: int, bandwidth: float, peers: bool = True) -> dict:
-    """Builds the index for N items and measures every searcher; returns the N's row."""
+def run_size(num_items: int, num_queries: int, bandwidth: float, peers: list[str]) -> dict:
+    """Builds the index for N items and measures every searcher (and the named peers);
+    returns the N's row."""
     from bench.index_profile import profile_tf_op
     from bench.index_scann import Pybind, Served, pybind_searcher, sweep_scann
     from bench.index_sweep import pick_setting, target_check
@@ -142,7 +144,8 @@ def run_size(num_items: int, num_queries: int, bandwidth: float, peers: bool = T
     if peers:
         from bench.index_peers import tune_peers
 
-        peer_searchers, peer_sweeps, peer_rows = tune_peers(items, queries, exact, K, BATCH)
+        found = tune_peers(items, queries, exact, K, BATCH, peers)
+        peer_searchers, peer_sweeps, peer_rows = found
     searchers |= peer_searchers
     found = {n: evaluate.search_all(s, queries, BATCH) for n, s in searchers.items()}
     recall = {n: evaluate.recall_at_k(f, exact) for n, f in found.items()}
@@ -195,42 +198,51 @@ def _footprint(index) -> dict:
     return out
 
 
+def _write_json(value: dict, path: str) -> None:
+    """Writes value to path atomically (a reader never sees half a file)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=2, default=float)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None) -> int:
     from bench import index_report as R
+    from bench.index_peers import PEER_NAMES, import_peers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10k and 100k, 300 queries")
     parser.add_argument("--sizes", default="", help="comma-separated catalog sizes")
     parser.add_argument("--queries", type=int, default=0)
+    parser.add_argument("--peers", default=",".join(PEER_NAMES), help="peers to run")
     parser.add_argument("--no-peers", action="store_true", help="skip Faiss and hnswlib")
     parser.add_argument("--out", default=os.path.join(RESULTS, "index.json"))
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s] or (
         [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
     )
-    if not args.no_peers:
-        from bench.index_peers import import_peers
-
+    peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
+    unknown = sorted(set(peers) - set(PEER_NAMES))
+    if unknown:
+        parser.error(f"--peers: unknown {unknown}; known: {', '.join(PEER_NAMES)}")
+    if peers:
         import_peers()  # fails here, before any work, when .venv-ann is missing
     num_queries = args.queries or (300 if args.quick else 1000)
     bandwidth = memory_bandwidth_gbs()
     print(f"memory bandwidth (memcpy, read + write): {bandwidth:.1f} GB/s", flush=True)
     results = {}
-    for n in sizes:
-        results[str(n)] = run_size(n, num_queries, bandwidth, peers=not args.no_peers)
-    meta = {
-        "queries": num_queries,
-        "dim": DIM,
-        "k": K,
-        "bandwidth_gb_per_s": bandwidth,
-        "loadavg_at_end": os.getloadavg(),
-        "cpus": os.cpu_count(),
-    }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({**results, "_meta": meta}, f, indent=2, default=float)
-    os.replace(tmp, args.out)
+    for n in sizes:  # the JSON is rewritten after each size: a killed run keeps the sizes done
+        results[str(n)] = run_size(n, num_queries, bandwidth, peers)
+        meta = {
+            "queries": num_queries,
+            "dim": DIM,
+            "k": K,
+            "bandwidth_gb_per_s": bandwidth,
+            "peers": peers,
+            "loadavg": os.getloadavg(),
+            "cpus": os.cpu_count(),
+        }
+        _write_json({**results, "_meta": meta}, args.out)
     stem = os.path.splitext(args.out)[0]
     R.plot(results, stem + ".png")
     R.plot_sweeps(results, stem + "_recall_latency.png")
