@@ -24,7 +24,7 @@ KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
 .PHONY: help setup run run-beam run-movielens tune test test-fast lint clean bench-pipeline bench-ranking \
-	bench-retrieval bench-index bench-serving serve query kfp-compile image
+	bench-retrieval bench-index bench-env bench-serving serve query kfp-compile image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -36,7 +36,8 @@ help:
 	@echo "make bench-pipeline B5: cold pipeline wall time per component, peak RSS; median of 3 runs (QUICK=1: 1 small run)"
 	@echo "make bench-ranking  B2: DIN vs base DNN vs DIN+PReLU on ML-100K (QUICK=1: smaller)"
 	@echo "make bench-retrieval B1: MostPopular, EASE^R, two-tower on ML-100K + synthetic (QUICK=1: smaller)"
-	@echo "make bench-index    B3: ScaNN vs exact search at 10k/100k/1M items (QUICK=1: 10k, 100k)"
+	@echo "make bench-index    B3: ScaNN vs exact, Faiss (IVF-Flat, IVF-PQ, HNSW), hnswlib at 10k/100k/1M items (QUICK=1: 10k, 100k)"
+	@echo "make bench-env      only install B3's peers (bench/requirements-ann.txt) into $(ANN_ENV)"
 	@echo "make bench-serving  B4: gRPC server latency/throughput at 10k/100k items (QUICK=1: 10k only)"
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
@@ -96,7 +97,21 @@ bench-ranking: setup
 bench-retrieval: setup
 	$(PY) -m bench.retrieval $(QUICK_FLAG) --data $(ML100K)
 
-bench-index: setup
+# B3's peers (faiss-cpu, hnswlib) are benchmark-only: installed beside .venv, not into it,
+# with --no-deps (their numpy and packaging come from requirements.lock, see the file).
+ANN_ENV := .venv-ann
+ANN_STAMP := $(ANN_ENV)/.installed-$(shell cat bench/requirements-ann.txt 2>/dev/null | md5sum | cut -c1-12)
+
+$(ANN_STAMP): bench/requirements-ann.txt $(STAMP)
+	@echo "Installing bench/requirements-ann.txt into $(ANN_ENV) (compiles hnswlib, ~1-2 min) ..."
+	@rm -rf $(ANN_ENV)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --target $(ANN_ENV) \
+	  -r bench/requirements-ann.txt
+	@touch $@
+
+bench-env: $(ANN_STAMP)
+
+bench-index: setup bench-env
 	$(PY) -m bench.index $(QUICK_FLAG)
 
 bench-serving: setup
