@@ -44,8 +44,8 @@ def _layers(searcher, pybind, params, k: int) -> dict:
     """Layer name -> one-query callable taking (query numpy [dim], query tf [1, dim])."""
     import tensorflow as tf
 
-    from components.scann_index_builder.search import _scann_ops
-    from serving.servable import SINGLE_THREADED, _flat_caller
+    from models.search.searchers import _scann_ops
+    from serving.signature import SINGLE_THREADED, _flat_caller
 
     ops, handle = _scann_ops(), searcher.state.recreate_handle()
     leaves, pre = params.num_leaves_to_search, searcher.pre_reorder

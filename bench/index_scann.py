@@ -78,7 +78,7 @@ def leaf_ladder(params) -> list[int]:
 def sweep_scann(index, params, pybind, queries, exact) -> dict:
     """Recall-vs-p50 sweeps of ScaNN's leaves_to_search, its own search and the served op."""
     from bench.index_sweep import sweep
-    from components.scann_index_builder.search import ScannSearcher
+    from models.search.searchers import ScannSearcher
 
     held = []  # the ScaNN state at the current value (its own copy of the index tensors)
 

@@ -65,7 +65,8 @@ def sweep(at, values, queries: np.ndarray, exact: np.ndarray, timed: int = 200) 
 
     Stops PAST_TARGET points after the first reaching TARGET_RECALL, or at recall 1.
     """
-    from components.scann_index_builder.evaluate import recall_at_k, search_all
+    from components.scann_index_builder.evaluate import recall_at_k
+    from models.search.searchers import search_all
 
     points, past = [], 0
     for value in values:

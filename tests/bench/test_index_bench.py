@@ -130,8 +130,8 @@ def test_ivf_flat_probing_every_list_is_exact_and_the_sweep_stops_past_the_targe
 def test_tf_op_profile_increments_add_up_to_each_layer(tmp_path):
     from bench.index_profile import LAYERS, breakdown_lines, profile_tf_op
     from bench.index_scann import pybind_searcher
-    from components.scann_index_builder.params import IndexParams
-    from components.scann_index_builder.search import ScannSearcher, scann_assets
+    from models.search.params import IndexParams
+    from models.search.searchers import ScannSearcher, scann_assets
 
     rng = np.random.default_rng(0)
     items = rng.normal(size=(2000, 16)).astype(np.float32)
