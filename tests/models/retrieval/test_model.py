@@ -226,7 +226,12 @@ def test_log_q_uses_item_positive_counts(tiny):
 
 
 def test_mixed_negatives_get_their_own_log_q(tiny, monkeypatch):
-    cfg = RetrievalConfig(batch_size=32, num_mixed_negatives=3, remove_accidental_hits=False)
+    cfg = RetrievalConfig(  # the listwise loss alone (see test_log_q_uses_item_positive_counts)
+        batch_size=32,
+        num_mixed_negatives=3,
+        remove_accidental_hits=False,
+        history=HistoryEncoderSpec(position_targets=0.0),
+    )
     model = build_model(cfg, tiny["sizes"], tiny["counts"], catalog=tiny["catalog"])
     sampled = tf.constant([0, 5, 9], tf.int64)
     monkeypatch.setattr(model.negative_sampler, "sample_tf", lambda m: (sampled, tf.zeros([m])))
