@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from components.retrieval_evaluator.metrics import METRICS
 from components.versioned_pusher import push
 from models.common import example_codec
 from models.serving import export
@@ -112,13 +113,19 @@ def test_the_model_is_pushed_and_answers_a_request(run):
         assert finals == sorted(finals, reverse=True)  # best first, by the final score
 
 
-def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
-    """Run 2 resolves run 1's blessed models as baselines; its degraded retriever loses,
-    so nothing is pushed and the served version stays the same."""
+def test_second_run_is_judged_against_run_1s_baseline_and_the_push_follows_the_gate(run):
+    """Run 2 resolves run 1's blessed models as baselines; its retriever is blessed only if
+    no metric regressed beyond max_regression, and a refused model is not pushed (the
+    served version stays the same).
+
+    Which way the gate goes is not asserted: on tiny data (60 eval users) run 1's default
+    two-tower (causal self-attention, ~18 steps) scored HR@10 .117 and a 1-step 8-wide
+    model .200, so "the degraded model loses" was luck, not construction. The regression
+    rule itself is tested by hand in tests/components/retrieval_evaluator."""
     config, first = run
     base = os.path.join(config.push_dir, "recommender")
     served_before = push.versions(base)
-    # Other tower sizes (nothing to warm-start) and one training step: a near-random model.
+    # Other tower sizes (nothing to warm-start) and one training step.
     worse = dataclasses.replace(
         config,
         retrieval=dataclasses.replace(config.retrieval, embedding_dim=8, output_dim=8),
@@ -134,13 +141,20 @@ def test_second_run_warm_starts_and_a_worse_model_is_not_blessed(run):
     )
     latest = json.load(open(max(evaluation, key=os.path.getmtime)))
     assert latest["baseline"]["hr@10"] == first["retrieval"]["metrics"]["hr@10"]
-    assert not second["retrieval"]["blessed"]
-    assert "baseline" in " ".join(second["retrieval"]["reasons"])
+    tolerance = latest["config"]["max_regression"]
+    regressed = [  # metrics.METRICS, the ones the gate compares
+        k for k in METRICS if latest["model"][k] < latest["baseline"][k] * (1.0 - tolerance)
+    ]
+    assert second["retrieval"]["blessed"] == (not regressed)
     assert "auc_baseline" in second["ranking"]["metrics"]  # compared against run 1's ranker
     assert second["components"]["Pusher"]["state"] == "COMPLETE"
-    assert not second["push"]["pushed"]
-    assert "retrieval_blessing: not blessed" in second["push"]["refused_because"]
-    assert push.versions(base) == served_before == [first["push"]["version"]]
+    if regressed:
+        assert "baseline" in " ".join(second["retrieval"]["reasons"])
+        assert not second["push"]["pushed"]
+        assert "retrieval_blessing: not blessed" in second["push"]["refused_because"]
+        assert push.versions(base) == served_before == [first["push"]["version"]]
+    elif second["push"]["pushed"]:
+        assert push.versions(base)[-1] == second["push"]["version"] > first["push"]["version"]
 
 
 def test_summary_file_written(run):
