@@ -24,6 +24,7 @@ def good_row(**overrides):
         F.ITEM_ID: "A",
         F.TIMESTAMP: 5,
         F.LABEL: 1,
+        F.EVENT: 1,
         F.AGE: 30,
         F.GENDER: "F",
         F.OCCUPATION: "artist",
