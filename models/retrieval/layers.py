@@ -162,49 +162,71 @@ class QueryTower(_Tower):
     def call(self, features, training=None):
         """features: user_id_idx [B], gender/occupation/age_idx [B], hour_of_day [B],
         day_of_week [B], history_item_ids_idx [B, L] (-1 padded), history_mask [B, L]."""
-        history, mask = self.history(features)
-        vectors = self.item_embedding(history)
-        parts = [self.user_embedding(features[USER]), masked_mean(vectors, mask)]
-        if self.history_encoder is not None:
-            states = self.history_encoder(vectors, mask, training=training)
-            parts.append(last_state(states, mask))
-        parts += [self.categoricals[n](features[n]) for n in QUERY_CATEGORICALS]
-        if self.pretrained is not None:
-            parts.append(masked_mean(self.pretrained(history), mask))
-        if self.pretrained_users is not None:
-            parts.append(self.pretrained_users(features[USER]))
-        return self.head(parts, training)
+        return self.queries(features, training=training)[0]
 
     def prefix_queries(self, features, select, training=None) -> tf.Tensor:
-        """[P, output_dim] queries of the history prefixes where select [B, L] is True.
+        """[P, output_dim] queries of the history prefixes where select [B, L] is True
+        (see `queries`)."""
+        return self.queries(features, select, training=training)[1]
 
-        Position i's query sees h_0..h_i only: the same head as `call`, with the
-        history mean and the encoder state of the prefix in place of the whole
-        history's; it is the query for the next history item h_{i+1} (SASRec's
-        every-position targets). Positions keep their recency in the whole window,
-        as in SASRec's left-padded windows; at the most recent position this is
-        exactly `call`. Rows come in row-major order of `select`. Needs a
-        history_encoder.
+    def queries(self, features, select=None, training=None):
+        """(whole-history queries [B, output_dim], prefix queries [P, output_dim] or None),
+        from ONE pass of the history encoder (one dropout mask for both).
+
+        Position i's prefix query sees h_0..h_i only: the same head as the whole
+        history's query, with the history mean and the encoder state of the prefix in
+        place of the whole history's; it is the query for the next history item h_{i+1}
+        (SASRec's every-position targets). Positions keep their recency in the whole
+        window, as in SASRec's left-padded windows; at the most recent position it is
+        exactly the whole-history query. Prefix rows come in row-major order of select
+        [B, L]; only the selected rows are gathered (no [B, L, width] copies of the
+        per-user inputs). Prefixes need a history_encoder.
         """
+        if select is not None and self.history_encoder is None:
+            raise ValueError("prefix queries need a history_encoder (history kind 'mean' has none)")
         history, mask = self.history(features)
         vectors = self.item_embedding(history)
-        states = self.history_encoder(vectors, mask, training=training)
-        length = tf.shape(history)[1]
+        states = None
+        if self.history_encoder is not None:
+            states = self.history_encoder(vectors, mask, training=training)
+        fixed = None if self.pretrained is None else self.pretrained(history)
+        user = self.user_embedding(features[USER])
+        context = [self.categoricals[n](features[n]) for n in QUERY_CATEGORICALS]
+        users = [] if self.pretrained_users is None else [self.pretrained_users(features[USER])]
 
-        def per_position(t):  # [B, W] -> [B, L, W]
-            return tf.repeat(tf.cast(t, tf.float32)[:, tf.newaxis, :], length, axis=1)
+        def parts(pick, mean, state, fixed_mean):  # the head's input order
+            out = [pick(user), mean] + ([] if state is None else [state])
+            out += [pick(c) for c in context] + ([] if fixed_mean is None else [fixed_mean])
+            return out + [pick(u) for u in users]
 
-        def prefix_mean(v):
+        whole = self.head(
+            parts(
+                lambda t: t,
+                masked_mean(vectors, mask),
+                None if states is None else last_state(states, mask),
+                None if fixed is None else masked_mean(fixed, mask),
+            ),
+            training,
+        )
+        if select is None:
+            return whole, None
+        at = tf.where(select)  # [P, 2]: (row, position)
+
+        def prefix_mean(v):  # [B, L, D] -> [P, D]
             m = mask[..., tf.newaxis]
-            return tf.cumsum(v * m, axis=1) / tf.maximum(tf.cumsum(m, axis=1), 1.0)
+            means = tf.cumsum(v * m, axis=1) / tf.maximum(tf.cumsum(m, axis=1), 1.0)
+            return tf.gather_nd(means, at)
 
-        parts = [per_position(self.user_embedding(features[USER])), prefix_mean(vectors), states]
-        parts += [per_position(self.categoricals[n](features[n])) for n in QUERY_CATEGORICALS]
-        if self.pretrained is not None:
-            parts.append(prefix_mean(self.pretrained(history)))
-        if self.pretrained_users is not None:
-            parts.append(per_position(self.pretrained_users(features[USER])))
-        return self.head([tf.boolean_mask(tf.concat(parts, axis=-1), select)], training)
+        prefix = self.head(
+            parts(
+                lambda t: tf.gather(t, at[:, 0]),
+                prefix_mean(vectors),
+                tf.gather_nd(states, at),
+                None if fixed is None else prefix_mean(fixed),
+            ),
+            training,
+        )
+        return whole, prefix
 
     def get_config(self):
         return {

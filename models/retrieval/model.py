@@ -98,7 +98,11 @@ class RetrievalModel(tfrs.Model):
 
     def compute_loss(self, features, training=False) -> tf.Tensor:
         """Scalar loss on a batch of transformed positive examples (dict of [B, ...])."""
-        query = self.query_tower(features, training=training)
+        weight = self.config.history.position_targets
+        positional = bool(weight) and self.query_tower.history_encoder is not None
+        valid = self._position_select(features) if positional else None
+        select = None if valid is None else tf.pad(valid, [[0, 0], [0, 1]])  # last: no next
+        query, prefix = self.query_tower.queries(features, select, training=training)
         positives = self.candidate_tower(features, training=training)
         ids = tf.cast(features[ITEM], tf.int64)
         loss = self.config.loss
@@ -108,22 +112,31 @@ class RetrievalModel(tfrs.Model):
             main = self._sampled_softmax(query, ids, training)
         else:
             main = self._explicit(query, positives, ids, features, training)
-        weight = self.config.history.position_targets
-        if weight and self.query_tower.history_encoder is not None:
-            main += weight * self._position_loss(features, training)
+        if positional:
+            main += weight * self._position_loss(features, training, valid, prefix)
         return main
 
-    def _position_loss(self, features, training):
-        """SASRec's every-position loss: each history prefix's query [B, L] predicts the
-        next history item, softmax over the batch's distinct next items (log-Q corrected
-        by their positive frequency, as the in-batch positives are)."""
-        history, mask = self.query_tower.history(features)
-        valid = mask[:, 1:] > 0  # a next item exists
+    def _position_select(self, features) -> tf.Tensor:
+        """[B, L-1] bool: history positions whose next item is a target (a next item
+        exists, kept with probability position_sample)."""
+        _, mask = self.query_tower.history(features)
+        valid = mask[:, 1:] > 0
         share = self.config.history.position_sample
         if share < 1.0:
             valid &= self._random.generator.uniform(tf.shape(valid)) < share
-        select = tf.pad(valid, [[0, 0], [0, 1]])  # the last position has no next item
-        q = self.query_tower.prefix_queries(features, select, training=training)  # [P, D]
+        return valid
+
+    def _position_loss(self, features, training, valid=None, q=None):
+        """SASRec's every-position loss: each selected history prefix's query q [P, D]
+        predicts the next history item, softmax over the batch's distinct next items
+        (log-Q corrected by their positive frequency, as the in-batch positives are).
+        compute_loss passes valid [B, L-1] and q from the encoder pass that also gave
+        the batch's queries; without them they are computed here."""
+        if valid is None:
+            valid = self._position_select(features)
+            select = tf.pad(valid, [[0, 0], [0, 1]])
+            q = self.query_tower.prefix_queries(features, select, training=training)
+        history, _ = self.query_tower.history(features)
         targets = tf.boolean_mask(history[:, 1:], valid)  # [P]
         unique, label = tf.unique(targets)
         logits = self.score(q, self.embed_items(unique, training))

@@ -131,6 +131,33 @@ def test_the_whole_history_prefix_query_is_the_query_towers_output():
     assert np.abs(earlier[0] - whole[0]).max() > 1e-3
 
 
+def test_training_queries_and_prefix_queries_share_one_encoder_pass():
+    # With dropout on, two encoder passes draw two masks, and the most recent prefix's
+    # query would differ from the batch query: one pass gives them the same mask.
+    from schemas import features as F
+    from tests.models.retrieval.test_model import features
+
+    model = _sa_model(position_targets=1.0, dropout=0.5)
+    batch = features(history=((1, 2, 3), (), (5,)))
+    select = np.zeros((3, F.HISTORY_LENGTH), bool)
+    select[0, 2] = select[2, 0] = True
+    whole, prefix = model.query_tower.queries(batch, tf.constant(select), training=True)
+    np.testing.assert_allclose(prefix.numpy(), whole.numpy()[[0, 2]], atol=1e-5)
+    again, _ = model.query_tower.queries(batch, training=True)
+    assert np.abs(again.numpy() - whole.numpy()).max() > 1e-4  # dropout is really on
+
+
+def test_prefix_queries_need_a_history_encoder():
+    from models.retrieval.model import build_model
+    from schemas import features as F
+    from tests.models.retrieval.test_model import COUNTS, SIZES, features, small
+
+    model = build_model(small(history=HistoryEncoderSpec(kind="mean")), SIZES, COUNTS)
+    batch = features(history=((1, 2, 3),))
+    with pytest.raises(ValueError, match="history_encoder"):
+        model.query_tower.prefix_queries(batch, tf.ones([1, F.HISTORY_LENGTH], tf.bool))
+
+
 def test_position_loss_by_hand_softmax_over_the_distinct_next_items():
     from models.retrieval.layers import HISTORY
     from tests.models.retrieval.test_model import features
