@@ -36,9 +36,10 @@ class ServedModels:
             at `<work_dir>/two_tower-<s>/model/Format-Serving` (`retrieval_systems.two_tower`).
     """
 
-    def __init__(self, transform_graph: str, root: str, work_dir: str, seed: int = 0):
+    def __init__(self, transform_graph: str, root: str, work_dir: str, seed: int = 0, ranking=None):
         self.graph, self.root, self.work_dir = transform_graph, root, work_dir
         self.seed = seed
+        self.ranking = dict(ranking or {})  # RankingConfig overrides (default: none)
         self.ranker: dict[str, tuple[str, dict]] = {}
 
     def retrieval_dir(self, split: S.Split) -> str:
@@ -57,7 +58,7 @@ class ServedModels:
         from tfx.components.trainer.fn_args_utils import FnArgs
 
         from models.ranking import trainer
-        from models.ranking.config import CUSTOM_CONFIG_KEY, RankingConfig
+        from models.ranking.config import CUSTOM_CONFIG_KEY
 
         root = os.path.join(self.work_dir, f"din-{split.name}")
         tf.io.gfile.rmtree(root) if tf.io.gfile.exists(root) else None
@@ -69,11 +70,11 @@ class ServedModels:
             serving_model_dir=os.path.join(root, "model", "Format-Serving"),
             model_run_dir=os.path.join(root, "model_run"),
             base_model=None,
-            custom_config={CUSTOM_CONFIG_KEY: RankingConfig(seed=self.seed).to_dict()},
+            custom_config={CUSTOM_CONFIG_KEY: self.ranking_config().to_dict()},
         )
         print(
-            f"    training the DIN ranker ({split.name} split, RankingConfig defaults, "
-            f"seed {self.seed})",
+            f"    training the DIN ranker ({split.name} split, RankingConfig defaults"
+            f"{' + ' + json.dumps(self.ranking) if self.ranking else ''}, seed {self.seed})",
             flush=True,
         )
         start = time.perf_counter()
@@ -84,6 +85,14 @@ class ServedModels:
         info["din_seed"] = self.seed
         self.ranker[split.name] = (args.serving_model_dir, info)
         return self.ranker[split.name]
+
+    def ranking_config(self):
+        """RankingConfig defaults with this run's seed and overrides (a bad field names itself)."""
+        from models.ranking.config import RankingConfig
+
+        return RankingConfig.from_dict(
+            {**RankingConfig(seed=self.seed).to_dict(), **self.ranking, "seed": self.seed}
+        )
 
     def export(self, split: S.Split, variant: str) -> tuple[str, dict]:
         """Builds the index and writes the combined model of `variant`; (its dir, extras)."""

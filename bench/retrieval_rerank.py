@@ -1,0 +1,188 @@
+"""How the served model should turn its two scores into one order, on the B1 *validation* split.
+
+The served model returns, for each of the two-tower's top-100 candidates, the DIN ranker's
+probability p and the retrieval score r (query . item). Its order today is the final score
+log(p) + r / temperature (AssemblyConfig.retrieval_weight's default). This harness trains
+the two-tower once and a DIN ranker per `--ranking` variant (RankingConfig overrides),
+exports the combined model, queries it once per variant, and ranks each query's
+candidates by every rule of `RULES` offline: the ranker's log-probability or its logit,
+plus w * r / temperature, plus a * log q(i), where q is the ranker's negative-sampling
+distribution (count ** 0.75, BehaviorSequenceGen's default): a classifier trained against
+negatives drawn from q learns log P(i | user) - log q(i), so + log q(i) undoes that bias.
+
+    python -m bench.retrieval_rerank --dataset synthetic \\
+        --ranking 'default={}' --ranking 'reg={"epochs": 2, "mba_lambda": 0.1}'
+
+It never reads the test split. Figures go to stdout and, with --out, to JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+WEIGHTS = (0.0, 1.0, 2.0, 4.0)  # w: multiples of 1 / temperature on the retrieval score
+LOG_Q = (0.0, 1.0)  # a: weight of log q(i)
+NEGATIVE_POWER = 0.75  # SequenceConfig.negative_power's default
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidates:
+    """The served model's candidates of Q queries, C per query.
+
+    Attributes:
+        items: [Q, C] catalog indices, -1 where the slot is empty or the item is one of the
+            query's B1 exclusions (never its target).
+        probs: [Q, C] ranker probabilities.
+        retrieval: [Q, C] retrieval scores (query . item).
+    """
+
+    items: np.ndarray
+    probs: np.ndarray
+    retrieval: np.ndarray
+
+
+def rule_name(ranker: str, w: float, a: float) -> str:
+    return f"{ranker}+{w:g}r/T+{a:g}logq"
+
+
+def rank_by_rules(
+    cands: Candidates, temperature: float, log_q: np.ndarray, weights=WEIGHTS, log_qs=LOG_Q
+) -> dict[str, np.ndarray]:
+    """{rule: top lists [Q, C] (catalog indices, -1 last)} of every rule.
+
+    A rule scores a candidate s = ranker + w * r / temperature + a * log_q[item], with
+    ranker = log(p) ("logp") or log(p / (1 - p)) ("logit"); plus the retrieval order
+    alone ("retrieval") and the ranker alone ("ranker_logp"). Ties keep the served order.
+    """
+    p = np.clip(cands.probs.astype(np.float64), 1e-30, 1 - 1e-12)
+    ranker = {"logp": np.log(p), "logit": np.log(p) - np.log1p(-p)}
+    valid = cands.items >= 0
+    q = log_q[np.maximum(cands.items, 0)]
+    r = cands.retrieval.astype(np.float64) / temperature
+    scores = {"retrieval": r, "ranker_logp": ranker["logp"]}
+    for name, base in ranker.items():
+        for w in weights:
+            for a in log_qs:
+                scores[rule_name(name, w, a)] = base + w * r + a * q
+    out = {}
+    for name, s in scores.items():
+        order = np.argsort(-np.where(valid, s, -np.inf), axis=1, kind="stable")
+        top = np.take_along_axis(cands.items, order, axis=1)
+        out[name] = np.where(np.take_along_axis(valid, order, axis=1), top, -1)
+    return out
+
+
+def negative_log_q(counts: np.ndarray, power: float = NEGATIVE_POWER) -> np.ndarray:
+    """log of the ranker's negative-sampling distribution count ** power (unseen: floor)."""
+    weights = np.maximum(np.asarray(counts, np.float64), 1e-9) ** power
+    return np.log(weights / weights.sum())
+
+
+def served_candidates(signature, split, batch: int = 128) -> Candidates:
+    """Queries serving_default with the split's requests; every returned candidate's scores."""
+    import tensorflow as tf
+
+    from schemas import features as F
+    from schemas import serving as C
+
+    queries = split.data.queries
+    outs = {C.ITEM_IDS: [], C.SCORES: [], C.RETRIEVAL_SCORES: []}
+    for start in range(0, len(queries[F.USER_ID]), batch):
+        inputs = {
+            name: tf.constant(queries[name][start : start + batch], spec.dtype)
+            for name, spec in C.REQUEST_SPEC.items()
+        }
+        result = signature(**inputs)
+        for key in outs:
+            outs[key].append(result[key].numpy())
+    ids, probs, retrieval = (np.concatenate(outs[k]) for k in outs)
+    index = {item: i for i, item in enumerate(split.item_ids)}
+    items = np.full(ids.shape, -1, np.int64)
+    for q, row in enumerate(ids):
+        excluded = set(split.data.exclude[q]) - {split.data.targets[q]}
+        for c, raw in enumerate(row):
+            item = index.get(raw.decode() if isinstance(raw, bytes) else raw, -1)
+            items[q, c] = -1 if item in excluded else item
+    return Candidates(items=items, probs=probs, retrieval=retrieval)
+
+
+def main(argv=None) -> int:
+    from bench import retrieval as B
+    from bench import retrieval_served as V
+    from bench import retrieval_systems as S
+    from models.retrieval.config import RetrievalConfig
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="synthetic", choices=B.DATASETS)
+    p.add_argument("--data", default=B.DEFAULT_ML100K)
+    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
+    p.add_argument("--ranking", action="append", default=[], help='name={"k": v, ...}')
+    p.add_argument("--out", help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    variants = {}
+    for spec in args.ranking or ["default={}"]:
+        name, _, overrides = spec.partition("=")
+        variants[name] = json.loads(overrides or "{}")
+    config = RetrievalConfig()
+    root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
+    out_dir = os.path.join(os.path.dirname(root), "bench")
+    _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
+    work = os.path.join(out_dir, f"rerank-{os.getpid()}")
+    top, _ = S.two_tower(config, graph, work)(validation)
+    x, _ = validation.interactions(False)
+    log_q = negative_log_q(np.asarray(x.sum(axis=0)).ravel())
+    results = {"two_tower_exact": _metrics(top, validation)}
+    for name, overrides in variants.items():
+        import tensorflow as tf
+
+        from schemas import serving as C
+
+        print(f"=== ranker {name}: {overrides}", flush=True)
+        models = V.ServedModels(graph, root, work, seed=config.seed, ranking=overrides)
+        export_dir, extras = models.export(validation, "portable")
+        signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
+        cands = served_candidates(signature, validation)
+        rules = rank_by_rules(cands, config.temperature, log_q)
+        results[name] = {
+            "overrides": overrides,
+            "din_eval": extras["din_eval"],
+            "rules": {rule: _metrics(t, validation) for rule, t in rules.items()},
+        }
+    print(f"\nvalidation split of {args.dataset} ({len(validation.query_users)} queries)")
+    print(table(results))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+def _metrics(top: np.ndarray, split) -> dict:
+    from bench import retrieval_systems as S
+
+    padded = np.full((len(top), S.TOP_K), -1, np.int64)
+    padded[:, : min(S.TOP_K, top.shape[1])] = top[:, : S.TOP_K]
+    m = S.evaluate_top(padded, split.data.targets, len(split.item_ids))["metrics"]
+    return {k: round(float(m[k]), 4) for k in ("hr@10", "ndcg@10")}
+
+
+def table(results: dict) -> str:
+    base = results["two_tower_exact"]
+    lines = [f"two-tower, exact: HR@10 {base['hr@10']:.4f}  NDCG@10 {base['ndcg@10']:.4f}"]
+    for name, r in results.items():
+        if name == "two_tower_exact":
+            continue
+        auc = r["din_eval"].get("auc")
+        lines.append(f"ranker {name} {json.dumps(r['overrides'])}  eval AUC {auc}")
+        for rule, m in r["rules"].items():
+            lines.append(f"  {rule:<24} HR@10 {m['hr@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

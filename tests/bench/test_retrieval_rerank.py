@@ -1,0 +1,50 @@
+"""bench/retrieval_rerank.py: the score-combination rules, worked out by hand."""
+
+import numpy as np
+import pytest
+
+from bench import retrieval_rerank as R
+
+
+def _cands():
+    # One query, 3 candidates in the served order; slot 2 is an exclusion (-1).
+    return R.Candidates(
+        items=np.array([[7, 3, -1]]),
+        probs=np.array([[0.5, 0.8, 0.99]]),
+        retrieval=np.array([[0.30, 0.20, 0.90]]),
+    )
+
+
+def test_rules_by_hand():
+    log_q = np.zeros(10)
+    log_q[7], log_q[3] = np.log(0.5), np.log(0.01)
+    tops = R.rank_by_rules(
+        _cands(), temperature=0.1, log_q=log_q, weights=(0.0, 1.0), log_qs=(0.0, 1.0)
+    )
+    # retrieval: r / T = 3.0 (item 7) > 2.0 (item 3); the exclusion goes last as -1.
+    assert tops["retrieval"].tolist() == [[7, 3, -1]]
+    # ranker alone: log .8 > log .5.
+    assert tops["ranker_logp"].tolist() == [[3, 7, -1]]
+    # logp + r/T: log .5 + 3 = 2.307 > log .8 + 2 = 1.777.
+    assert tops[R.rule_name("logp", 1.0, 0.0)].tolist() == [[7, 3, -1]]
+    # logit + r/T: logit(.5) + 3 = 3.0 < logit(.8) + 2 = log 4 + 2 = 3.386.
+    assert tops[R.rule_name("logit", 1.0, 0.0)].tolist() == [[3, 7, -1]]
+    # + log q: 3.0 + log .5 = 2.307 > 3.386 + log .01 = -1.219.
+    assert tops[R.rule_name("logit", 1.0, 1.0)].tolist() == [[7, 3, -1]]
+
+
+def test_ties_keep_the_served_order():
+    cands = R.Candidates(
+        items=np.array([[4, 5]]), probs=np.array([[0.5, 0.5]]), retrieval=np.array([[0.1, 0.1]])
+    )
+    tops = R.rank_by_rules(cands, temperature=1.0, log_q=np.zeros(6))
+    assert all(t.tolist() == [[4, 5]] for t in tops.values())
+
+
+def test_negative_log_q_is_the_log_of_count_to_the_power_normalised():
+    log_q = R.negative_log_q(np.array([1.0, 16.0, 0.0]), power=0.5)
+    # weights 1, 4, 1e-9 ** .5 = 3.16e-5; sum 5.0000316
+    np.testing.assert_allclose(
+        np.exp(log_q), [1 / 5.0000316, 4 / 5.0000316, 3.1623e-5 / 5.0000316], rtol=1e-4
+    )
+    assert np.exp(log_q).sum() == pytest.approx(1.0)
