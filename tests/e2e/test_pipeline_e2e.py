@@ -28,16 +28,17 @@ EXPECTED_COMPONENTS = {
     "ImportSchemaGen",
     "StrictExampleValidator",
     "Transform",
-    "latest_blessed_retrieval",
+    "latest_baseline_record",
+    "BaselineLoader",
     "retrieval_trainer",
     "retrieval_evaluator",
-    "latest_blessed_ranking",
     "ranking_trainer",
     "ranking_evaluator",
     "HardNegativeMiner",
     "ScannIndexBuilder",
     "RecommenderAssembler",
     "Pusher",
+    "BaselinePublisher",
 }
 
 
