@@ -88,11 +88,11 @@ def collect(config: PipelineConfig) -> dict:
     if RANKING_EVALUATOR in runs:
         summary["ranking"] = _ranking_metrics(store, runs[RANKING_EVALUATOR])
     if BASELINE_LOADER in runs:
-        summary["baselines"] = {
+        summary["baselines"] = sorted(  # a list: the summary is written as JSON
             a.custom_properties[BASELINE_KEY].string_value
             for a in _outputs(store, runs[BASELINE_LOADER])
             if BASELINE_KEY in a.custom_properties
-        }
+        )
     for node, (key, name) in SERVING_REPORTS.items():
         for artifact in _outputs(store, runs[node]) if node in runs else []:
             path = os.path.join(artifact.uri, name)
