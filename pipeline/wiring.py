@@ -1,7 +1,8 @@
 """What create_pipeline wires besides DESIGN §4's DAG, the same on every orchestrator.
 
 - The per-family baselines (components/baselines): one Resolver (the latest
-  baseline record, by type alone, which is all TFX's KFP v2 compiler keeps) ->
+  baseline record, by type alone, which is all TFX's KFP v2 compiler keeps; none
+  found is a first run, components/baselines/resolver.py) ->
   BaselineLoader (one Model per family) -> the miner, both trainers (warm start)
   and both evaluators (regression baselines); BaselinePublisher writes the next
   record after both evaluators.
@@ -20,6 +21,7 @@ from tfx.orchestration import data_types
 from tfx.types.channel import Channel
 
 from components.baselines.component import RECORD_TYPE, BaselineLoader, BaselinePublisher
+from components.baselines.resolver import LatestArtifactResolver
 from pipeline import kfp_params as P
 from pipeline.config import PipelineConfig
 
@@ -28,8 +30,7 @@ RESOLVER, LOADER, PUBLISHER = "latest_baseline_record", "BaselineLoader", "Basel
 
 def baseline_loader() -> tuple:
     """(the Resolver of the latest record, BaselineLoader reading it)."""
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+    resolver = LatestArtifactResolver(
         record=Channel(type=RECORD_TYPE, producer_component_id=PUBLISHER, output_key="record"),
     ).with_id(RESOLVER)
     loader = BaselineLoader(record=resolver.outputs["record"]).with_id(LOADER)
