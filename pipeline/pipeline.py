@@ -185,7 +185,8 @@ def _retrieval_stages(config: PipelineConfig, stages: dict, values: Mapping) -> 
 
 
 def _ranking_stages(config: PipelineConfig, stages: dict, values: Mapping) -> list:
-    """DIN trainer (warm-started from the ranking baseline) and TFMA's Evaluator."""
+    """DIN trainer (warm-started from the ranking baseline; its id embeddings only in an
+    incremental update) and TFMA's Evaluator."""
     transform, loader = stages["transform"], stages[BASELINE_LOADER]
     trainer = RankingTrainer(
         run_fn=RANKING_RUN_FN,
@@ -196,6 +197,7 @@ def _ranking_stages(config: PipelineConfig, stages: dict, values: Mapping) -> li
         train_args=values[P.TRAIN_ARGS],
         eval_args=values[P.EVAL_ARGS],
         custom_config={RANKING_KEY: config.ranking.to_dict()},
+        update_mode=values[P.UPDATE_MODE],
     ).with_id(RANKING_TRAINER)
     evaluator = RankingEvaluator(
         ranking_min_auc=values[P.RANKING_MIN_AUC],

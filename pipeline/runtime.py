@@ -13,8 +13,8 @@ parameter nested in a dict (`custom_config`) or inside a proto (TFMA's
   own float exec properties.
 - ranking_min_auc (float): RankingEvaluator's exec property; its executor
   (components/ranking_evaluator) writes it into eval_config's AUC floor.
-- update_mode (str, full|incremental): RetrievalTrainer's exec property; its executor
-  writes it into `custom_config["retrieval"]["mode"]`.
+- update_mode (str, full|incremental): both Trainers' exec property; their executors
+  write it into `custom_config["retrieval"|"ranking"]["mode"]` (components/update_mode.py).
 
 Local and Beam runs build the same components with the config's plain values.
 `prepare` only checks the config and makes every path inside the local checkout

@@ -64,7 +64,7 @@ def values(config: PipelineConfig, parameters: Mapping | None = None) -> dict:
         P.TRAIN_ARGS: tfx.proto.TrainArgs(num_steps=config.train_steps),
         P.EVAL_ARGS: tfx.proto.EvalArgs(num_steps=0),
         P.RANKING_MIN_AUC: None,  # eval_config holds config.ranking_min_auc already
-        P.UPDATE_MODE: None,  # custom_config holds config.retrieval.mode already
+        P.UPDATE_MODE: None,  # both custom_configs hold the mode already
     }
     result.update(parameters or {})
     return result

@@ -15,7 +15,6 @@ custom config exactly as given (training is unchanged).
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections.abc import Mapping
 
@@ -23,10 +22,11 @@ from absl import logging
 from tfx.components.trainer import executor as trainer_executor
 
 from components import baseline_inputs as B
+from components import update_mode as U
 from components.hard_negative_miner import mining
-from models.retrieval.config import CUSTOM_CONFIG_KEY, MODES
+from models.retrieval.config import CUSTOM_CONFIG_KEY
 
-HARD_NEGATIVES_KEY, UPDATE_MODE, CUSTOM_CONFIG = "hard_negatives", "update_mode", "custom_config"
+HARD_NEGATIVES_KEY, UPDATE_MODE = "hard_negatives", U.UPDATE_MODE
 MINED_PATH_FIELD = "mined_negatives_path"
 _NO_MINED_LOSSES = ("sampled_softmax",)  # RetrievalConfig refuses a mined file with these
 
@@ -75,23 +75,8 @@ def mined_file(input_dict) -> str | None:
 
 
 def with_update_mode(exec_properties: Mapping) -> dict:
-    """A copy of the exec properties with UPDATE_MODE moved into custom_config.
-
-    Raises:
-        ValueError: the mode is not one of MODES, or custom_config is not a JSON object.
-    """
-    props = dict(exec_properties)
-    mode = props.pop(UPDATE_MODE, None)
-    if mode is None:
-        return props
-    if mode not in MODES:
-        raise ValueError(f"runtime parameter {UPDATE_MODE}={mode!r}: must be one of {MODES}")
-    custom = json.loads(props.get(CUSTOM_CONFIG) or "{}")
-    if not isinstance(custom, dict):
-        raise ValueError(f"{CUSTOM_CONFIG} must be a JSON object, got {custom!r}")
-    custom.setdefault(CUSTOM_CONFIG_KEY, {})["mode"] = mode
-    props[CUSTOM_CONFIG] = json.dumps(custom, sort_keys=True)
-    return props
+    """A copy of the exec properties with UPDATE_MODE moved into custom_config["retrieval"]."""
+    return U.with_update_mode(exec_properties, CUSTOM_CONFIG_KEY)
 
 
 class Executor(B.BaselineInputsMixin, trainer_executor.GenericExecutor):

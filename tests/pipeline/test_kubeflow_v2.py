@@ -8,6 +8,7 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components import update_mode as U
 from components.ranking_evaluator.executor import with_min_auc
 from components.retrieval_trainer.executor import with_update_mode
 from pipeline import config as C
@@ -146,7 +147,8 @@ def test_runtime_parameters_reach_their_components(spec):
     for trainer in ("retrieval_trainer", "ranking_trainer"):
         assert _param_source(spec, trainer, "train_args") == P.TRAIN_ARGS
         assert _param_source(spec, trainer, "eval_args") == P.EVAL_ARGS
-    assert _param_source(spec, "retrieval_trainer", P.UPDATE_MODE) == P.UPDATE_MODE
+    for trainer in ("retrieval_trainer", "ranking_trainer"):
+        assert _param_source(spec, trainer, P.UPDATE_MODE) == P.UPDATE_MODE
     assert _param_source(spec, "ranking_evaluator", P.RANKING_MIN_AUC) == P.RANKING_MIN_AUC
     for name in ("min_hr_at_10", "min_ndcg_at_10", "min_coverage_at_10", "max_regression"):
         source = _param_source(spec, "retrieval_evaluator", name)
@@ -294,6 +296,7 @@ def test_create_pipeline_places_the_runtime_parameters(config):
         trainer.executor_spec.executor_class.__module__ == "components.retrieval_trainer.executor"
     )
     assert trainer.exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
+    assert compiled["ranking_trainer"].exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
     assert trainer.exec_properties[P.TRAIN_ARGS].default == '{"num_steps": 300}'
     assert (
         compiled["ranking_evaluator"].exec_properties[P.RANKING_MIN_AUC].name == P.RANKING_MIN_AUC
@@ -332,3 +335,6 @@ def test_kfp_container_entrypoint_reads_the_parameters_the_executors_apply(spec)
     props = exec_properties("retrieval_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
     custom = json.loads(with_update_mode(props)["custom_config"])
     assert custom["retrieval"]["mode"] == "incremental"
+    props = exec_properties("ranking_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
+    custom = json.loads(U.with_update_mode(props, "ranking")["custom_config"])
+    assert custom["ranking"]["mode"] == "incremental" and "retrieval" not in custom
