@@ -33,6 +33,21 @@ class TableRefusedError(ValueError):
     """An id table whose rows cannot follow a vocabulary change (the message names it)."""
 
 
+def read_vocab_file(path: str) -> list[bytes] | None:
+    """The tokens of a Transform vocabulary file (one per line), or None when it is absent."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return [line.rstrip(b"\n") for line in f]
+
+
+def as_bytes(tokens) -> list[bytes]:
+    """Vocabulary tokens as bytes (TFTransformOutput gives bytes or str)."""
+    return [t if isinstance(t, bytes) else str(t).encode() for t in tokens]
+
+
 def row_map(old_vocab: Sequence, new_vocab: Sequence, old_rows: int, new_rows: int, num_oov: int):
     """[new_rows] int64: the old row of each new row, -1 where the id is new.
 

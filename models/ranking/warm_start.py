@@ -17,7 +17,12 @@ import os
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.common.remap import carry_table, remap_rows  # noqa: F401 (remap_rows: re-exported)
+from models.common.remap import (  # remap_rows: re-exported
+    as_bytes,
+    carry_table,
+    read_vocab_file,
+    remap_rows,  # noqa: F401
+)
 from models.ranking.model import RankingModel
 from schemas import features as F
 
@@ -37,13 +42,6 @@ ID_TABLES = (F.ITEM_ID, F.USER_ID)  # what an incremental update trains
 def _key(name: str) -> str:
     """A variable's name without the model prefix, e.g. 'item_emb/table/embeddings:0'."""
     return name.split("/", 1)[-1]
-
-
-def _read_vocab(path: str) -> list[bytes] | None:
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return [line.rstrip(b"\n") for line in f]
 
 
 def warm_start(
@@ -71,11 +69,8 @@ def warm_start(
         layer = model.tables.get(name)
         if layer is None:
             continue
-        new = [
-            t if isinstance(t, bytes) else t.encode()
-            for t in tft_output.vocabulary_by_name(vocab_file)
-        ]
-        vocabs = (_read_vocab(os.path.join(base_dir, "assets", vocab_file)), new)
+        new = as_bytes(tft_output.vocabulary_by_name(vocab_file))
+        vocabs = (read_vocab_file(os.path.join(base_dir, "assets", vocab_file)), new)
         handled |= carry_table(layer, old, _key, vocabs, oov, report, strict)
     for var in model.model_weights:
         key, value = _key(var.name), old.get(_key(var.name))

@@ -4,9 +4,10 @@ pretrained item vectors and hard negatives mined with the last blessed model.
 - `warm_start`: copies the weights of a previously exported model (its
   serving_model_dir, which is fn_args.base_model: the retrieval baseline) into a
   freshly built one. Variables are matched by name; the item and user id tables,
-  of any kind, follow their ids through the old and new vocabularies (ids move
-  when Transform's vocabulary changes; models/common/remap.py), every other
-  variable is copied when its shape matches and skipped otherwise.
+  of any kind, and the genre, gender and occupation tables follow their ids through
+  the old and new vocabularies (ids move when Transform's vocabulary changes;
+  models/common/remap.py), every other variable is copied when its shape matches
+  and skipped otherwise.
 - `train_id_embeddings_only`: the "incremental" update: everything but the item
   and user id embeddings is frozen.
 - `pretrained_matrix`: item2vec on the training data, or a user file, aligned
@@ -24,10 +25,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.common import data
-from models.common.remap import carry_table, remap_rows  # noqa: F401 (remap_rows: re-exported)
+from models.common.remap import (  # remap_rows: re-exported
+    as_bytes,
+    carry_table,
+    read_vocab_file,
+    remap_rows,  # noqa: F401
+)
 from models.retrieval import item2vec
 from models.retrieval.config import ITEM2VEC, RetrievalConfig
-from models.retrieval.layers import HISTORY, ITEM
+from models.retrieval.layers import GENDER, HISTORY, ITEM, OCCUPATION
 from schemas import features as F
 
 VOCAB_FILE = "id_vocabularies.json"  # in <serving_model_dir>/assets.extra/, written by export
@@ -40,6 +46,15 @@ def _id_tables(model) -> dict:
         F.USER_ID: model.query_tower.user_embedding,
     }
     return {k: v for k, v in layers.items() if v is not None}
+
+
+def _category_tables(model) -> dict:
+    """{Transform vocabulary file: table} of the genre, gender and occupation tables."""
+    return {
+        F.GENRE_VOCAB: model.candidate_tower.genre_embedding,
+        F.GENDER_VOCAB: model.query_tower.categoricals[GENDER],
+        F.OCCUPATION_VOCAB: model.query_tower.categoricals[OCCUPATION],
+    }
 
 
 def read_vocabularies(tft_output: tft.TFTransformOutput) -> dict[str, list[str]]:
@@ -81,6 +96,10 @@ def warm_start(
     for key, layer in _id_tables(model).items():
         vocabs = (old_vocabs.get(key), new_vocabs[key])
         handled |= carry_table(layer, old, str, vocabs, oov[key], report, strict)
+    for vocab_file, layer in _category_tables(model).items():  # their vocabularies move too
+        old_vocab = read_vocab_file(os.path.join(base_model_dir, "assets", vocab_file))
+        vocabs = (old_vocab, as_bytes(tft_output.vocabulary_by_name(vocab_file)))
+        handled |= carry_table(layer, old, str, vocabs, F.CATEGORY_OOV_BUCKETS, report, strict)
     for var in model.weights:
         value = old.get(var.name)
         if var.name in handled:
