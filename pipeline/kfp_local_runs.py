@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 import time
@@ -19,17 +20,8 @@ from pipeline import config as C
 from pipeline import kfp_local
 
 WITHHELD = "withheld"
-REPORTS = {  # task -> output key whose metadata says what it did
-    "BaselineLoader": ("retrieval_model", "ranking_model"),
-    "retrieval_trainer": ("model",),
-    "ranking_trainer": ("model",),
-    "HardNegativeMiner": ("hard_negatives",),
-    "retrieval_evaluator": ("blessing",),
-    "ranking_evaluator": ("blessing",),
-    "ScannIndexBuilder": ("blessing",),
-    "Pusher": ("pushed_model",),
-}
-KEYS = ("baseline", "blessed", "status", "negatives", "pushed", "pushed_version", "span")
+FAMILIES = ("retrieval", "ranking")
+SUMMARY_FILE = "training_summary.json"  # in each trainer's model_run
 
 
 def prepare_data(work: str) -> str:
@@ -70,22 +62,64 @@ def compile_local(work: str, data: str, train_steps: int) -> str:
     return out
 
 
+def _artifact(report: dict, task: str, key: str) -> dict:
+    found = report["tasks"].get(task, {}).get("outputs", {}).get(key) or [{}]
+    return found[0]
+
+
+def _trained(report: dict, family: str) -> str:
+    """Mode, warm start and trainable variables from the trainer's training_summary.json."""
+    path = os.path.join(
+        _artifact(report, f"{family}_trainer", "model_run").get("uri", ""), SUMMARY_FILE
+    )
+    if not os.path.exists(path):
+        return "no summary"
+    with open(path) as f:
+        summary = json.load(f)
+    warm = summary.get("warm_start") or {}
+    counts = {
+        k: v if isinstance(v, int) else len(v)
+        for k, v in warm.items()
+        if k not in ("base_model", "trainable_variables")
+    }
+    trainable = summary.get("trainable_variables") or warm.get("trainable_variables")
+    mode = summary.get("mode", "full")
+    text = f"mode {mode}, " + (f"warm start {counts}" if warm else "from scratch")
+    return text + (f", trained only {trainable}" if trainable else "")
+
+
 def describe(report: dict) -> list[str]:
-    """One line per reporting task: the metadata keys in KEYS of its outputs."""
-    lines = [f"{report['run_id']} ({report['seconds']:.0f} s)"]
-    for task, keys in REPORTS.items():
-        outputs = report["tasks"].get(task, {}).get("outputs", {})
-        for key in keys:
-            for artifact in outputs.get(key, []):
-                meta = {k: v for k, v in artifact["metadata"].items() if k in KEYS}
-                lines.append(f"  {task}.{key}: {meta}")
-    record = report["tasks"].get("latest_baseline_record", {}).get("outputs", {}).get("record")
-    lines.insert(1, f"  resolved baseline record: {record[0]['uri'] if record else 'none'}")
+    """What a run resolved, trained, blessed and pushed."""
+    meta = lambda task, key: _artifact(report, task, key).get("metadata", {})  # noqa: E731
+    gen = meta("interactions_example_gen", "examples")
+    span = gen.get("span", gen.get("custom:span"))
+    span = int(span) if isinstance(span, float) else span  # KFP metadata numbers are doubles
+    record = _artifact(report, "latest_baseline_record", "record").get("uri", "none (first run)")
+    lines = [
+        f"{report['run_id']} ({report['seconds']:.0f} s), span {span}",
+        f"  resolved: baseline record {record}",
+    ]
+    for family in FAMILIES:
+        blessing = meta(f"{family}_evaluator", "blessing")
+        lines += [
+            f"  {family}: loaded {meta('BaselineLoader', f'{family}_model').get('baseline')}",
+            f"    trained: {_trained(report, family)}",
+            f"    evaluated: blessed={int(blessing.get('blessed', 0))}; {blessing.get('baseline')}",
+        ]
+    miner, pushed = meta("HardNegativeMiner", "hard_negatives"), meta("Pusher", "pushed_model")
+    index = int(meta("ScannIndexBuilder", "blessing").get("blessed", 0))
+    version = int(pushed.get("pushed_version", 0))
+    lines += [
+        f"  HardNegativeMiner: {miner.get('status')}, {int(miner.get('negatives', 0))} negatives",
+        f"  ScannIndexBuilder: blessed={index}",
+        f"  Pusher: pushed={int(pushed.get('pushed', 0))} version {version}",
+    ]
     return lines
 
 
-def three_runs(work: str, train_steps: int = 20, log=print) -> list[dict]:
-    """Runs the compiled IR three times (full, full, incremental on a new span)."""
+def three_runs(work: str, train_steps: int = 20, log=print, workers: int = 2) -> list[dict]:
+    """Runs the compiled IR three times (full, full, incremental on a new span), `workers`
+    task subprocesses at once."""
     data = prepare_data(work)
     job = compile_local(work, data, train_steps)
     root, store = os.path.join(work, "root"), os.path.join(work, "metadata.sqlite")
@@ -94,7 +128,7 @@ def three_runs(work: str, train_steps: int = 20, log=print) -> list[dict]:
         if i == 3:
             release_span(work, data)
         log(f"--- run {i}: {params or 'defaults'}")
-        reports.append(kfp_local.run(job, root, store, params, log=log))
+        reports.append(kfp_local.run(job, root, store, params, log=log, workers=workers))
         for line in describe(reports[-1]):
             log(line)
     return reports
@@ -104,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--work", default=".work/kfp-local", help="emptied first")
     p.add_argument("--train-steps", type=int, default=20)
+    p.add_argument("--workers", type=int, default=2, help="task subprocesses at once")
     args = p.parse_args(argv)
     shutil.rmtree(args.work, ignore_errors=True)
     started = time.perf_counter()
-    three_runs(args.work, args.train_steps)
+    three_runs(args.work, args.train_steps, workers=args.workers)
     print(f"make kfp-local: 3 runs in {time.perf_counter() - started:.0f} s wall")
     return 0
 

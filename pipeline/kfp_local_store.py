@@ -82,11 +82,11 @@ def schema_title(artifact_type: dict) -> str:
     return yaml.safe_load(artifact_type["instanceSchema"]).get("title", "tfx.Artifact")
 
 
-def dag_order(tasks: dict) -> list[str]:
-    """Task names so that every task comes after the tasks it depends on.
+def dependencies(tasks: dict) -> dict[str, set[str]]:
+    """{task: the tasks it depends on (dependentTasks and its inputs' producers)}.
 
     Raises:
-        ValueError: a dependency on an unknown task, or a cycle.
+        ValueError: a dependency on an unknown task.
     """
     needs = {}
     for name, task in tasks.items():
@@ -97,6 +97,16 @@ def dag_order(tasks: dict) -> list[str]:
         if unknown:
             raise ValueError(f"task {name} depends on unknown tasks {sorted(unknown)}")
         needs[name] = deps
+    return needs
+
+
+def dag_order(tasks: dict) -> list[str]:
+    """Task names so that every task comes after the tasks it depends on.
+
+    Raises:
+        ValueError: a dependency on an unknown task, or a cycle.
+    """
+    needs = dependencies(tasks)
     order, done = [], set()
     while len(order) < len(tasks):
         ready = sorted(n for n in tasks if n not in done and needs[n] <= done)

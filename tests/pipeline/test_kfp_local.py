@@ -58,3 +58,26 @@ def test_a_failing_task_names_itself_and_its_log(tmp_path):
     command = ["python", "-c", "import sys; print('boom'); sys.exit(3)"]
     with pytest.raises(RuntimeError, match=r"task T failed \(exit 3\)(.|\n)*boom"):
         kfp_local._subprocess(command, [], {}, log, "T")
+
+
+def test_a_python_module_task_runs_forked_with_its_args_and_logs(tmp_path):
+    """`python -m MODULE` tasks run in a child of a server that imported TF once."""
+    log = str(tmp_path / "log.txt")
+    kfp_local._subprocess(["python", "-m", "calendar"], ["2026", "{{$}}"], 1, log, "T")
+    with open(log) as f:
+        assert "January 2026" in f.read()  # `{{$}}` became the payload, 1
+    with pytest.raises(RuntimeError, match=r"task U failed \(exit 1\)(.|\n)*No module named"):
+        kfp_local._subprocess(["python", "-m", "no_such_module_here"], [], {}, log, "U")
+
+
+def test_forked_tasks_from_several_threads_all_report_their_exit_code(tmp_path):
+    """multiprocessing's Popen.poll is not thread-safe: unguarded, ~2% of these read exit
+    code 255 (a status pipe emptied by another thread's start())."""
+    from concurrent import futures
+
+    def task(i):
+        log = str(tmp_path / f"{i}.log")
+        kfp_local._subprocess(["python", "-m", "calendar"], ["2026"], {}, log, f"t{i}")
+
+    with futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(task, range(120)))  # raises the first failure
