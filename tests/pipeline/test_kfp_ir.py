@@ -84,21 +84,47 @@ def test_each_resolver_selects_only_the_baseline_record(job):
     )
 
 
+def _old_resolvers_compiled() -> dict:
+    """The wiring before issue 19, compiled by TFX: a LatestBlessedModelStrategy Resolver
+    per family, each naming its trainer and evaluator as producers."""
+    from tfx import v1 as tfx
+    from tfx.types import standard_artifacts
+    from tfx.types.channel import Channel
+
+    resolvers = [
+        tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model, producer_component_id=f"{f}_trainer"),
+            model_blessing=Channel(
+                type=standard_artifacts.ModelBlessing, producer_component_id=f"{f}_evaluator"
+            ),
+        ).with_id(f"latest_blessed_{f}")
+        for f in ("retrieval", "ranking")
+    ]
+    pipeline = tfx.dsl.Pipeline(pipeline_name="old", pipeline_root="gs://b/r", components=resolvers)
+    config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image="img:1")
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(config=config)
+    return runner.run(pipeline, write_out=False)
+
+
 def test_the_check_catches_the_old_per_family_blessing_resolvers(job):
-    """The wiring before this change, as compiled: two blessing resolvers, one query."""
-    old = json.loads(json.dumps(job))
-    spec = old["pipelineSpec"]
-    blessed = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
-    for family in ("retrieval", "ranking"):
-        name = f"latest_blessed_{family}-model-blessing-resolver"
-        spec["root"]["dag"]["tasks"][name] = {"componentRef": {"name": name}, "taskInfo": {}}
-        spec["components"][name] = {"executorLabel": name + "_executor"}
-        spec["deploymentSpec"]["executors"][name + "_executor"] = {
-            "resolver": {"outputArtifactQueries": {"model_blessing": {"filter": blessed}}}
-        }
-    bad = collisions(old)
-    assert set(bad) == {
+    """The old resolvers as TFX compiles them, beside today's producers: their queries are
+    identical and select every component's blessing (both evaluators and the index)."""
+    old_spec = _old_resolvers_compiled()["pipelineSpec"]
+    queries = resolver_queries({"pipelineSpec": old_spec})
+    blessing = [q["model_blessing"] for q in queries.values() if "model_blessing" in q]
+    assert len(blessing) == 2 and blessing[0] == blessing[1]  # the defect, as compiled
+    merged = json.loads(json.dumps(job))
+    spec = merged["pipelineSpec"]
+    for key in ("components",):
+        spec[key].update(old_spec[key])
+    spec["deploymentSpec"]["executors"].update(old_spec["deploymentSpec"]["executors"])
+    spec["root"]["dag"]["tasks"].update(old_spec["root"]["dag"]["tasks"])
+    bad = collisions(merged)
+    assert {
         "latest_blessed_retrieval-model-blessing-resolver/model_blessing",
         "latest_blessed_ranking-model-blessing-resolver/model_blessing",
-    }
-    assert ("ScannIndexBuilder", "blessing") in bad[next(iter(bad))]
+    } <= set(bad)
+    assert ("ScannIndexBuilder", "blessing") in bad[
+        "latest_blessed_retrieval-model-blessing-resolver/model_blessing"
+    ]
