@@ -29,7 +29,8 @@ class LatestOrEmptyStrategy(LatestArtifactStrategy):
     """LatestArtifactStrategy (the newest artifact by id per channel) that returns an empty
     list for a channel with no artifact instead of None (which fails the resolver)."""
 
-    def resolve_artifacts(self, store, input_dict):  # noqa: D102 (ResolverStrategy API)
+    def resolve_artifacts(self, store, input_dict):
+        """{key: [the newest artifact] or []}; never None."""
         del store  # the artifacts are in input_dict already
         return self._resolve(input_dict)
 
