@@ -24,7 +24,7 @@ KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
 .PHONY: help setup run run-beam run-movielens tune test test-fast lint clean bench-pipeline bench-ranking \
-	bench-retrieval bench-index bench-env bench-serving serve query kfp-compile image
+	bench-retrieval bench-index bench-env bench-serving serve query kfp-compile kfp-local image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -42,6 +42,7 @@ help:
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
+	@echo "make kfp-local      run the compiled IR 3 times here (pipeline/kfp_local.py): tiny data, full, full, incremental"
 	@echo "make image          docker build -f deploy/Dockerfile -t $(KFP_IMAGE) . (needs a Docker engine)"
 	@echo "make setup          only create .venv from requirements.lock"
 	@echo "variables: DATA=synthetic[:tiny|small|default]|movielens-100k:PATH|csv:PATH RUNNER=local|beam"
@@ -146,6 +147,9 @@ kfp-compile: setup
 	$(PY) -m pipeline kfp compile --image $(KFP_IMAGE) --output $(KFP_OUT) \
 	  --pipeline-root $(KFP_PIPELINE_ROOT) --data-root $(KFP_DATA_ROOT) \
 	  $(foreach a,$(BEAM_ARGS),--beam-arg=$(a))
+
+kfp-local: setup
+	$(PY) -m pipeline.kfp_local_runs --work .work/kfp-local --train-steps $(or $(TRAIN_STEPS),20)
 
 image:
 	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine on this machine" \

@@ -18,6 +18,7 @@ import sys
 import time
 
 from components.behavior_sequence_gen.sequences import LEAVE_LAST_OUT, TIME_CUTOFF, SequenceConfig
+from models.ranking.config import RankingConfig
 from models.retrieval.config import LOSSES, RetrievalConfig
 from models.retrieval.hyperparameters import SearchSpace
 from pipeline import config as C
@@ -78,6 +79,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         data=data,
         sequences=sequences,
         retrieval=retrieval,
+        ranking=dataclasses.replace(RankingConfig(), mode=args.update),
         train_steps=args.train_steps,
         ranking_min_auc=args.ranking_min_auc,
         name=args.name,

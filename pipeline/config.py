@@ -179,6 +179,11 @@ class PipelineConfig:
             raise ValueError(f"model_name {self.model_name!r} must be letters, digits, '-' or '_'")
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")
+        if self.ranking.mode != self.retrieval.mode:  # one update_mode per run (and KFP parameter)
+            raise ValueError(
+                f"ranking.mode {self.ranking.mode!r} must equal retrieval.mode "
+                f"{self.retrieval.mode!r}: a run updates both models the same way"
+            )
         if self.tuning is not None:
             if not isinstance(self.tuning, SearchSpace):
                 raise ValueError(f"tuning must be a SearchSpace or None, got {self.tuning!r}")

@@ -3,7 +3,8 @@
 The same JSON runs on Vertex AI (`aiplatform.PipelineJob(template_path=...)`) and,
 through its `pipelineSpec`, on Kubeflow Pipelines 2.x (pipeline/kfp_cli.py). Every
 executor runs `KubeflowConfig.image`; components reach their code by dotted path
-inside that image (no module_file). RuntimeParameters: pipeline/runtime.py.
+inside that image (no module_file). RuntimeParameters: pipeline/runtime.py (placed by
+create_pipeline).
 TFX writes no timestamp into the IR: compiling twice gives identical bytes.
 """
 
@@ -34,8 +35,9 @@ def set_defaults(job: dict, defaults: dict) -> None:
 
 def compile_job(config: PipelineConfig, kubeflow: KubeflowConfig) -> dict:
     """The PipelineJob dict (displayName, labels, pipelineSpec, runtimeConfig)."""
-    pipeline = create_pipeline(config)
-    params = runtime.bind(pipeline, config, kubeflow)
+    params = runtime.parameters(config)
+    pipeline = create_pipeline(config, parameters=params)
+    runtime.prepare(pipeline, config, kubeflow)
     defaults = {name: p.default for name, p in params.items()}
     runner_config = tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
         default_image=kubeflow.image,

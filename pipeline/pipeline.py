@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from tfx import v1 as tfx
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
-    LatestBlessedModelStrategy,
-)
 from tfx.proto import range_config_pb2, transform_pb2
-from tfx.types import standard_artifacts
-from tfx.types.channel import Channel, OutputChannel
+from tfx.types.channel import OutputChannel
 
 from components.behavior_sequence_gen.component import BehaviorSequenceGen
 from components.hard_negative_miner.component import HardNegativeMiner
+from components.ranking_evaluator.component import RankingEvaluator
+from components.ranking_trainer.component import RankingTrainer
 from components.recommender_assembler.component import RecommenderAssembler
 from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.retrieval_trainer.component import RetrievalTrainer
@@ -26,6 +24,8 @@ from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
 from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from models.retrieval.hyperparameters import TUNING_KEY
+from pipeline import kfp_params as P
+from pipeline import wiring as W
 from pipeline.config import PipelineConfig
 from schemas import features as F
 from schemas.schema import schema_file
@@ -37,6 +37,7 @@ RANKING_RUN_FN = "models.ranking.trainer.run_fn"
 RANKING_TRAINER, RANKING_EVALUATOR = "ranking_trainer", "ranking_evaluator"
 MINER = "HardNegativeMiner"
 RETRIEVAL_TUNER, RETRIEVAL_TUNER_FN = "retrieval_tuner", "models.retrieval.tuner.tuner_fn"
+BASELINE_RESOLVER, BASELINE_LOADER, BASELINE_PUBLISHER = W.RESOLVER, W.LOADER, W.PUBLISHER
 INDEX_BUILDER, ASSEMBLER, PUSHER = "ScannIndexBuilder", "RecommenderAssembler", "Pusher"
 
 
@@ -75,7 +76,7 @@ def _upstream_closure(components: list, gates: list, until: str) -> list:
     return [c for c in components if c.id in keep]
 
 
-def _data_stages(config: PipelineConfig) -> dict:
+def _data_stages(config: PipelineConfig, values: Mapping) -> dict:
     """ExampleGens -> BehaviorSequenceGen -> statistics, schema, validation -> Transform."""
     data = config.data
     gens = {
@@ -90,6 +91,8 @@ def _data_stages(config: PipelineConfig) -> dict:
         )
         for table, pattern in data.patterns().items()
     }
+    for gen in gens.values():
+        W.set_property(gen, "input_base", values[P.DATA_ROOT])
     sequences = BehaviorSequenceGen(
         interactions=gens[F.INTERACTIONS].outputs["examples"],
         items=gens[F.ITEMS].outputs["examples"],
@@ -123,33 +126,6 @@ def _data_stages(config: PipelineConfig) -> dict:
     }
 
 
-def _latest_blessed(trainer_id: str, evaluator_id: str, resolver_id: str):
-    """A Resolver of the latest model of `trainer_id` that `evaluator_id` blessed."""
-    return Resolver(
-        strategy_class=LatestBlessedModelStrategy,
-        model=Channel(type=standard_artifacts.Model, producer_component_id=trainer_id),
-        model_blessing=Channel(
-            type=standard_artifacts.ModelBlessing, producer_component_id=evaluator_id
-        ),
-    ).with_id(resolver_id)
-
-
-def _trainer(
-    trainer_id: str, run_fn: str, stages: dict, base_model, custom_config: dict, train_steps: int
-):
-    transform = stages["transform"]
-    return tfx.components.Trainer(
-        run_fn=run_fn,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=stages["schema"].outputs["schema"],
-        base_model=base_model,
-        train_args=tfx.proto.TrainArgs(num_steps=train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=0),
-        custom_config=custom_config,
-    ).with_id(trainer_id)
-
-
 def _retrieval_tuner(config: PipelineConfig, stages: dict):
     """TFX's Tuner over config.tuning (a KerasTuner search, each trial capped at
     train_steps), or None when tuning is off."""
@@ -170,61 +146,70 @@ def _retrieval_tuner(config: PipelineConfig, stages: dict):
     ).with_id(RETRIEVAL_TUNER)
 
 
-def _retrieval_stages(config: PipelineConfig, stages: dict, ranking_baseline) -> list:
-    """Hard negatives mined with the blessed models, the optional Tuner, the two-tower
-    trainer (warm-started from the latest blessed model; trained with the Tuner's best
-    hyperparameters when tuning) and its evaluator."""
-    baseline = _latest_blessed(RETRIEVAL_TRAINER, RETRIEVAL_EVALUATOR, "latest_blessed_retrieval")
-    sequences, transform = stages["sequences"], stages["transform"]
+def _retrieval_stages(config: PipelineConfig, stages: dict, values: Mapping) -> list:
+    """Hard negatives mined with the baselines, the optional Tuner, the two-tower trainer
+    (warm-started from the retrieval baseline; trained with the Tuner's best hyperparameters
+    when tuning) and its evaluator (compared with the baseline)."""
+    sequences, transform, loader = stages["sequences"], stages["transform"], stages[BASELINE_LOADER]
     miner = HardNegativeMiner(
         examples=sequences.outputs["examples"],
         catalog=sequences.outputs["catalog"],
-        retrieval_model=baseline.outputs["model"],
-        ranking_model=ranking_baseline.outputs["model"],
+        retrieval_model=loader.outputs["retrieval_model"],
+        ranking_model=loader.outputs["ranking_model"],
     ).with_id(MINER)
     tuner = _retrieval_tuner(config, stages)
     trainer = RetrievalTrainer(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=stages["schema"].outputs["schema"],
-        base_model=baseline.outputs["model"],
+        base_model=loader.outputs["retrieval_model"],
         hard_negatives=miner.outputs["hard_negatives"],
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         run_fn=RETRIEVAL_RUN_FN,
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=0),
+        train_args=values[P.TRAIN_ARGS],
+        eval_args=values[P.EVAL_ARGS],
         custom_config={RETRIEVAL_KEY: config.retrieval.to_dict()},
+        update_mode=values[P.UPDATE_MODE],
     ).with_id(RETRIEVAL_TRAINER)
     evaluator = RetrievalEvaluator(
         model=trainer.outputs["model"],
         examples=sequences.outputs["examples"],
         catalog=sequences.outputs["catalog"],
-        baseline_model=baseline.outputs["model"],
+        baseline_model=loader.outputs["retrieval_model"],
         blessing=config.retrieval_blessing,
     ).with_id(RETRIEVAL_EVALUATOR)
-    return [baseline, miner, *([tuner] if tuner else []), trainer, evaluator]
+    for key, value in values.items():
+        if key.startswith(P.RETRIEVAL_PREFIX):
+            W.set_property(evaluator, key[len(P.RETRIEVAL_PREFIX) :], value)
+    return [miner, *([tuner] if tuner else []), trainer, evaluator]
 
 
-def _ranking_stages(config: PipelineConfig, stages: dict, baseline) -> list:
-    """DIN trainer (warm-started from the latest blessed ranker) and TFMA's Evaluator."""
-    trainer = _trainer(
-        RANKING_TRAINER,
-        RANKING_RUN_FN,
-        stages,
-        baseline.outputs["model"],
-        {RANKING_KEY: config.ranking.to_dict()},
-        config.train_steps,
-    )
-    evaluator = tfx.components.Evaluator(
+def _ranking_stages(config: PipelineConfig, stages: dict, values: Mapping) -> list:
+    """DIN trainer (warm-started from the ranking baseline; its id embeddings only in an
+    incremental update) and TFMA's Evaluator."""
+    transform, loader = stages["transform"], stages[BASELINE_LOADER]
+    trainer = RankingTrainer(
+        run_fn=RANKING_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=stages["schema"].outputs["schema"],
+        base_model=loader.outputs["ranking_model"],
+        train_args=values[P.TRAIN_ARGS],
+        eval_args=values[P.EVAL_ARGS],
+        custom_config={RANKING_KEY: config.ranking.to_dict()},
+        update_mode=values[P.UPDATE_MODE],
+    ).with_id(RANKING_TRAINER)
+    evaluator = RankingEvaluator(
+        ranking_min_auc=values[P.RANKING_MIN_AUC],
         **evaluator_kwargs(
             examples=stages["sequences"].outputs["examples"],
             model=trainer.outputs["model"],
-            baseline_model=baseline.outputs["model"],
+            baseline_model=loader.outputs["ranking_model"],
             auc_lower_bound=config.ranking_min_auc,
             auc_tolerance=config.ranking_auc_tolerance,
-        )
+        ),
     ).with_id(RANKING_EVALUATOR)
-    return [baseline, trainer, evaluator]
+    return [trainer, evaluator]
 
 
 def _serving_stages(config: PipelineConfig, stages: dict, retrieval: list, ranking: list) -> list:
@@ -261,23 +246,31 @@ def _serving_stages(config: PipelineConfig, stages: dict, retrieval: list, ranki
     return [index, assembler, pusher]
 
 
-def create_pipeline(config: PipelineConfig, until: str | None = None) -> tfx.dsl.Pipeline:
-    """Builds the TFX pipeline (DESIGN §4).
+def create_pipeline(
+    config: PipelineConfig, until: str | None = None, parameters: Mapping | None = None
+) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline (DESIGN §4) for every runner.
 
     Args:
         config: the validated pipeline config.
         until: a component id: build only it and what it depends on (e.g.
             "Transform" for the data stages).
+        parameters: {name: RuntimeParameter} when compiling for KFP
+            (pipeline/runtime.py); None takes every value from `config`.
     """
-    stages = _data_stages(config)
-    ranking_baseline = _latest_blessed(RANKING_TRAINER, RANKING_EVALUATOR, "latest_blessed_ranking")
-    retrieval = _retrieval_stages(config, stages, ranking_baseline)
-    ranking = _ranking_stages(config, stages, ranking_baseline)
+    values = W.values(config, parameters)
+    stages = _data_stages(config, values)
+    resolver, loader = W.baseline_loader()
+    stages.update({W.RESOLVER: resolver, W.LOADER: loader})
+    retrieval = _retrieval_stages(config, stages, values)
+    ranking = _ranking_stages(config, stages, values)
+    publisher = W.baseline_publisher(resolver, tuple(retrieval[-2:]), tuple(ranking))
     components = [
         *stages.values(),
         *retrieval,
         *ranking,
         *_serving_stages(config, stages, retrieval, ranking),
+        publisher,
     ]
     # Anomalies stop the run before training. The validator does not hold Transform back:
     # StatisticsGen + validation run beside it (ML-100K: 20 s off the critical path), and

@@ -22,6 +22,7 @@ SERVING_REPORTS = {
     ASSEMBLER: ("assembly", "assembly.json"),
     PUSHER: ("push", "push.json"),
 }
+BASELINE_LOADER, BASELINE_KEY = "BaselineLoader", "baseline"  # per-family baseline status
 COUNT_KEYS = ("events_read", "users", "catalog_items", "train_examples", "eval_examples")
 
 
@@ -86,6 +87,12 @@ def collect(config: PipelineConfig) -> dict:
                 }
     if RANKING_EVALUATOR in runs:
         summary["ranking"] = _ranking_metrics(store, runs[RANKING_EVALUATOR])
+    if BASELINE_LOADER in runs:
+        summary["baselines"] = sorted(  # a list: the summary is written as JSON
+            a.custom_properties[BASELINE_KEY].string_value
+            for a in _outputs(store, runs[BASELINE_LOADER])
+            if BASELINE_KEY in a.custom_properties
+        )
     for node, (key, name) in SERVING_REPORTS.items():
         for artifact in _outputs(store, runs[node]) if node in runs else []:
             path = os.path.join(artifact.uri, name)
@@ -166,6 +173,8 @@ def render(summary: dict, config: PipelineConfig) -> str:
             f"  vocabularies: items {v[F.ITEM_VOCAB]:,} (+{F.ITEM_OOV_BUCKETS} OOV), "
             f"users {v[F.USER_VOCAB]:,}, genres {v[F.GENRE_VOCAB]:,}"
         )
+    for status in sorted(summary.get("baselines", ())):
+        lines.append(f"  baseline: {status}")
     if summary.get("retrieval"):
         r = summary["retrieval"]
         m = r["metrics"]

@@ -23,6 +23,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import baseline_inputs as B
 from components.hard_negative_miner import mining
 from models.common import examples as retrieval_io
 from models.retrieval.export import ITEM_EMBEDDINGS_FILE
@@ -30,6 +31,7 @@ from schemas import features as F
 from schemas.serving import CANDIDATE_SIGNATURE, QUERY_SIGNATURE, SCORE_CANDIDATES, SCORES
 
 _NP = {F.INT: np.int64, F.STRING: object, F.STRING_LIST: object}
+FAMILIES = {"retrieval_model": B.RETRIEVAL, "ranking_model": B.RANKING}
 _CANDIDATE_INPUTS = (F.ITEM_ID, F.PRIMARY_GENRE, F.YEAR)  # the ranker's per-candidate inputs
 
 
@@ -200,6 +202,8 @@ class Executor(base_executor.BaseExecutor):
         started = time.perf_counter()
         cfg = config_from_properties(exec_properties)
         out = artifact_utils.get_single_instance(output_dict["hard_negatives"])
+        # Missing, empty or wrong-kind baselines are "no baseline" (an empty file), never a crash.
+        input_dict, statuses = B.filter_inputs(input_dict, FAMILIES, "HardNegativeMiner")
         retrieval, ranking = (_single(input_dict, k) for k in ("retrieval_model", "ranking_model"))
         report = {**dataclasses.asdict(cfg), "retrieval_model": None, "ranking_model": None}
         if retrieval is None or ranking is None:
@@ -220,6 +224,7 @@ class Executor(base_executor.BaseExecutor):
         report.update(status=status, **mining.summarize(negatives, users))
         report["seconds"] = time.perf_counter() - started
         write_output(out, negatives, report)
+        B.record_statuses(output_dict, statuses)
         logging.info("HardNegativeMiner: %s", json.dumps(report))
         print(
             f"HardNegativeMiner: {status}; {report['users_mined']} users, "

@@ -23,6 +23,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import baseline_inputs as B
 from components.blessing import write_blessing
 from components.retrieval_evaluator import metrics as M
 from components.retrieval_evaluator import plots
@@ -78,7 +79,11 @@ class Executor(base_executor.BaseExecutor):
             _or_default(exec_properties.get("exclude_split"), "train"),
         )
         model = artifact_utils.get_single_instance(input_dict["model"])
-        baselines = input_dict.get("baseline_model") or []
+        # A missing, empty or ranking baseline is "no baseline", said in the report.
+        input_dict, statuses = B.filter_inputs(
+            input_dict, {"baseline_model": B.RETRIEVAL}, "RetrievalEvaluator"
+        )
+        baselines = input_dict["baseline_model"]
         baseline = baselines[0] if baselines else None
         result = evaluate_model(model.uri, data, batch_size)
         base = evaluate_model(baseline.uri, data, batch_size) if baseline else None
@@ -91,6 +96,7 @@ class Executor(base_executor.BaseExecutor):
             "config": dataclasses.asdict(config),
             "model_uri": model.uri,
             "baseline_uri": baseline.uri if baseline else None,
+            "baseline_status": statuses["baseline_model"],
             "recall_curve": {"model": result["recall_curve"]}
             | ({"baseline": base["recall_curve"]} if base else {}),
         }
@@ -98,4 +104,5 @@ class Executor(base_executor.BaseExecutor):
         write_blessing(
             artifact_utils.get_single_instance(output_dict["blessing"]), blessed, model, baseline
         )
+        B.record_statuses(output_dict, statuses)
         logging.info("RetrievalEvaluator: blessed=%s %s; %s", blessed, reasons, result["metrics"])

@@ -9,7 +9,7 @@ from tfx.components.trainer import component as trainer_component
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
 from tfx.types import standard_artifacts, standard_component_specs
-from tfx.types.component_spec import ChannelParameter
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import json_utils
 
 from components.hard_negative_miner.component import HardNegatives
@@ -19,8 +19,12 @@ RETRIEVAL_RUN_FN = "models.retrieval.trainer.run_fn"
 
 
 class RetrievalTrainerSpec(standard_component_specs.TrainerSpec):
-    """TrainerSpec with one more optional input: the mined HardNegatives."""
+    """TrainerSpec with the mined HardNegatives and the update mode (both optional)."""
 
+    PARAMETERS = {
+        **standard_component_specs.TrainerSpec.PARAMETERS,
+        executor.UPDATE_MODE: ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = {
         **standard_component_specs.TrainerSpec.INPUTS,
         executor.HARD_NEGATIVES_KEY: ChannelParameter(type=HardNegatives, optional=True),
@@ -52,6 +56,7 @@ class RetrievalTrainer(trainer_component.Trainer):
         train_args: trainer_pb2.TrainArgs | None = None,
         eval_args: trainer_pb2.EvalArgs | None = None,
         custom_config: dict[str, Any] | None = None,
+        update_mode=None,
     ):
         """Wires the component (arguments as TFX's Trainer, without module_file).
 
@@ -66,6 +71,8 @@ class RetrievalTrainer(trainer_component.Trainer):
             train_args: TrainArgs (default: empty, every train example).
             eval_args: EvalArgs.
             custom_config: {CUSTOM_CONFIG_KEY: RetrievalConfig.to_dict()}.
+            update_mode: "full" / "incremental" (or a str RuntimeParameter) replacing the
+                config's mode at run time; None keeps it.
         """
         if not run_fn:
             raise ValueError("RetrievalTrainer.run_fn must be a dotted path, got an empty value")
@@ -80,6 +87,7 @@ class RetrievalTrainer(trainer_component.Trainer):
             eval_args=eval_args or trainer_pb2.EvalArgs(),
             run_fn=run_fn,
             custom_config=json_utils.dumps(custom_config),
+            update_mode=update_mode,
             model=types.Channel(type=standard_artifacts.Model),
             model_run=types.Channel(type=standard_artifacts.ModelRun),
         )

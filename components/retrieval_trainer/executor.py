@@ -1,6 +1,11 @@
-"""RetrievalTrainer executor: TFX's GenericExecutor, plus the mined file in the custom config.
+"""RetrievalTrainer executor: TFX's GenericExecutor, plus the mined file, the update
+mode and a checked base model.
 
-Only `_GetFnArgs` changes: when the `hard_negatives` input holds a non-empty
+`update_mode` (a str exec property, a KFP RuntimeParameter when compiled) is moved
+into `custom_config["retrieval"]["mode"]` before `run_fn` reads it (TFX cannot place
+a RuntimeParameter inside a dict). `base_model` is kept only when it holds a
+retrieval SavedModel (components/baseline_inputs.py): otherwise training starts
+cold and the model says why. When the `hard_negatives` input holds a non-empty
 `hard_negatives.tsv`, its path goes into
 `fn_args.custom_config[CUSTOM_CONFIG_KEY]["mined_negatives_path"]` before
 `run_fn` rebuilds its RetrievalConfig. No input, or an empty file, leaves the
@@ -11,14 +16,17 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping
 
 from absl import logging
 from tfx.components.trainer import executor as trainer_executor
 
+from components import baseline_inputs as B
+from components import update_mode as U
 from components.hard_negative_miner import mining
 from models.retrieval.config import CUSTOM_CONFIG_KEY
 
-HARD_NEGATIVES_KEY = "hard_negatives"
+HARD_NEGATIVES_KEY, UPDATE_MODE = "hard_negatives", U.UPDATE_MODE
 MINED_PATH_FIELD = "mined_negatives_path"
 _NO_MINED_LOSSES = ("sampled_softmax",)  # RetrievalConfig refuses a mined file with these
 
@@ -66,8 +74,18 @@ def mined_file(input_dict) -> str | None:
     return os.path.join(artifacts[0].uri, mining.TSV_FILE) if artifacts else None
 
 
-class Executor(trainer_executor.GenericExecutor):
-    """GenericExecutor whose fn_args.custom_config names the mined hard negatives."""
+def with_update_mode(exec_properties: Mapping) -> dict:
+    """A copy of the exec properties with UPDATE_MODE moved into custom_config["retrieval"]."""
+    return U.with_update_mode(exec_properties, CUSTOM_CONFIG_KEY)
+
+
+class Executor(B.BaselineInputsMixin, trainer_executor.GenericExecutor):
+    """GenericExecutor with the update mode, mined hard negatives and a checked base model."""
+
+    BASELINE_FAMILIES = {"base_model": B.RETRIEVAL}
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
+        return super().Do(input_dict, output_dict, with_update_mode(exec_properties))
 
     def _GetFnArgs(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)

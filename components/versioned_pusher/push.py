@@ -3,8 +3,17 @@
 Layout, as TF Serving's file-system source reads it: `<serving_dir>/<model_name>/<version>/`
 with an int64 version named in ASCII digits (`schemas.model_version`). A version is written
 beside its final place (a dot-prefixed temporary directory TF Serving ignores), checked
-against its manifest, and renamed into place, so a reader never sees a half-written or
-corrupt version; the newest `keep` versions are kept, older ones removed.
+against its manifest, and committed, so a reader never sees a half-written or corrupt
+version; the newest `keep` versions are kept, older ones removed.
+
+The commit depends on the file system. On a local (POSIX) path it is one directory rename,
+atomic. On an object store (gs://, s3://, and any `scheme://` tf.io.gfile offers, e.g.
+ram://) there are no directories: a "rename" is a copy and a delete per object, in listing
+order, so `saved_model.pb` could appear before `variables/` is complete (TF's RAM file
+system even loses the files). There the staged files are copied into `<version>/` one by
+one with `saved_model.pb` last: a directory without it is no version to TF Serving's
+SavedModel loader, to serving/ or to `versions` below. Pruning on an object store deletes
+`saved_model.pb` first, for the same reason.
 
 Symbolic links: the push copies regular files only (a link in the model is an error that
 names it, before anything is written), and prune never follows one: a version directory
@@ -132,11 +141,46 @@ def stage(src: str, model_base: str, version: int) -> str:
     return tmp
 
 
+def _relative_files(root: str) -> list[str]:
+    """The files under root as relative paths, sorted."""
+    found, root = [], root.rstrip("/")
+    for dirpath, _, filenames in fileio.walk(root):
+        rel_dir = dirpath.rstrip("/")[len(root) :].strip("/")
+        found += [os.path.join(rel_dir, name) if rel_dir else name for name in filenames]
+    return sorted(found)
+
+
 def commit(tmp: str, model_base: str, version: int) -> str:
-    """Renames a staged version into place (atomic on a local or POSIX file system)."""
+    """Moves a staged version into place; a reader sees it complete or not at all.
+
+    Local path: one rename (atomic). Object store: the files are copied with
+    saved_model.pb last, then the stage is removed; a failed copy removes what it wrote.
+    """
     final = os.path.join(model_base, str(version))
-    fileio.rename(tmp, final)
+    if _is_local(tmp):
+        fileio.rename(tmp, final)
+        return final
+    files = _relative_files(tmp)
+    ordered = [f for f in files if f != SAVED_MODEL] + [f for f in files if f == SAVED_MODEL]
+    try:
+        for rel in ordered:
+            target = os.path.join(final, rel)
+            fileio.makedirs(os.path.dirname(target))
+            fileio.copy(os.path.join(tmp, rel), target)
+    except BaseException:
+        _remove_version(final)
+        raise
+    discard(tmp)
     return final
+
+
+def _remove_version(path: str) -> None:
+    """Removes a version directory of an object store, saved_model.pb first."""
+    pb = os.path.join(path, SAVED_MODEL)
+    if fileio.exists(pb):
+        fileio.remove(pb)
+    if fileio.exists(path):
+        fileio.rmtree(path)
 
 
 def discard(tmp: str) -> None:
@@ -147,7 +191,12 @@ def discard(tmp: str) -> None:
 
 def push(src: str, model_base: str, version: int) -> str:
     """stage + commit: <model_base>/<version> appears complete or not at all."""
-    return commit(stage(src, model_base, version), model_base, version)
+    tmp = stage(src, model_base, version)
+    try:
+        return commit(tmp, model_base, version)
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def prune(model_base: str, keep: int) -> tuple[list[int], list[str]]:
@@ -163,7 +212,7 @@ def prune(model_base: str, keep: int) -> tuple[list[int], list[str]]:
     for version in sorted(dirs)[:-keep]:
         path = os.path.join(model_base, dirs[version])
         if not _is_local(path):
-            fileio.rmtree(path)
+            _remove_version(path)
         elif os.path.islink(path):
             skipped.append(f"{path}: a symbolic link (to {os.readlink(path)}), not removed")
             logging.warning("VersionedPusher: prune skipped %s", skipped[-1])

@@ -16,6 +16,8 @@ ATTENTION, MEAN = "attention", "mean"
 POOLINGS = (ATTENTION, MEAN)
 DICE, PRELU = "dice", "prelu"
 ACTIVATIONS = (DICE, PRELU)
+FULL_UPDATE, INCREMENTAL = "full", "incremental"
+MODES = (FULL_UPDATE, INCREMENTAL)
 CUSTOM_CONFIG_KEY = "ranking"  # the Trainer's custom_config holds {"ranking": config.to_dict()}
 
 _SPEC_FIELDS = ("item_embedding", "user_embedding")
@@ -48,6 +50,10 @@ class RankingConfig:
         lr_decay: decay the learning rate to 0 over training with a cosine.
         warm_start: initialise from the Trainer's base_model (the last blessed ranker) when
             the pipeline provides one (weights matched by name, id rows by vocabulary).
+        mode: FULL_UPDATE (every weight trains, config.epochs) or INCREMENTAL: with a
+            base model, only the item and user id embeddings train, one pass over the
+            run's data (the newest span); the rest is frozen and runs in inference mode.
+            Without a base model both train every weight from scratch.
         batch_size: training batch size.
         epochs: passes over the training data (when the Trainer gives no train_steps).
         seed: seed of weight initialisation and shuffling.
@@ -73,6 +79,7 @@ class RankingConfig:
     learning_rate: float = 3e-3
     lr_decay: bool = True
     warm_start: bool = True
+    mode: str = FULL_UPDATE
     batch_size: int = 1024
     epochs: int = 5
     seed: int = 0
@@ -89,6 +96,7 @@ class RankingConfig:
             _check(name, isinstance(getattr(self, name), EmbeddingSpec), "an EmbeddingSpec")
         for name in ("attention_softmax", "lr_decay", "warm_start"):
             _check(name, isinstance(getattr(self, name), bool), "a bool")
+        _check("mode", self.mode in MODES, f"one of {MODES}")
         _check("pooling", self.pooling in POOLINGS, f"one of {POOLINGS}")
         _check("activation", self.activation in ACTIVATIONS, f"one of {ACTIVATIONS}")
         _check("dice_epsilon", self.dice_epsilon > 0, "> 0")

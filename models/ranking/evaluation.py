@@ -105,7 +105,7 @@ def evaluator_kwargs(examples, model, baseline_model=None, schema=None, **config
     Args:
         examples: the RAW sequence examples channel (BehaviorSequenceGen outputs["examples"]).
         model: the ranker Trainer's outputs["model"].
-        baseline_model: the resolver's outputs["model"] (LatestBlessedModelStrategy).
+        baseline_model: BaselineLoader's outputs["ranking_model"] (the last blessed ranker).
         schema: optional raw schema channel (ImportSchemaGen outputs["schema"]).
         **config_kwargs: passed to `eval_config`.
     """
@@ -120,33 +120,3 @@ def evaluator_kwargs(examples, model, baseline_model=None, schema=None, **config
     if schema is not None:
         kwargs["schema"] = schema
     return kwargs
-
-
-def latest_blessed_model_resolver(
-    trainer_id: str, evaluator_id: str, resolver_id: str = "latest_blessed_ranker_resolver"
-):
-    """The baseline for the Evaluator: the ranker's latest model that its Evaluator blessed.
-
-    The channels are restricted to this trainer's models and this evaluator's blessings, so
-    the retrieval model (or its blessings) can never become the ranker's baseline.
-
-    Args:
-        trainer_id: the ranker Trainer's component id.
-        evaluator_id: the ranker Evaluator's component id.
-        resolver_id: the resolver's component id.
-    """
-    from tfx import v1 as tfx
-
-    return tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.Model,
-            producer_component_id=trainer_id,
-            output_key="model",
-        ),
-        model_blessing=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id=evaluator_id,
-            output_key="blessing",
-        ),
-    ).with_id(resolver_id)

@@ -133,7 +133,11 @@ class RankingModel(tfrs.Model):
     def score(self, user: Mapping[str, tf.Tensor], query, extra, training=None) -> tf.Tensor:
         """Logits [B] (query [B, d]) or [B, N] (query [B, N, d]) from encode_user/encode_items."""
         if isinstance(self.pooling, LocalActivationUnit):
-            interest, _ = self.pooling((query, user["keys"], user["mask"]), training=training)
+            # A frozen layer (incremental updates) runs as at inference: Dice keeps its statistics.
+            pooling_training = training and self.pooling.trainable
+            interest, _ = self.pooling(
+                (query, user["keys"], user["mask"]), training=pooling_training
+            )
         else:
             interest = self.pooling((user["keys"], user["mask"]))
         profile = user["profile"]
@@ -143,7 +147,8 @@ class RankingModel(tfrs.Model):
             if interest.shape.rank == 2:
                 interest = tf.repeat(interest[:, tf.newaxis], n, axis=1)
         x = tf.concat([profile, query, extra, interest], axis=-1)
-        return tf.squeeze(self.logit(self.head(x, training=training)), -1)
+        head = self.head(x, training=training and self.head.trainable)
+        return tf.squeeze(self.logit(head), -1)
 
     def logits(self, features: Mapping[str, tf.Tensor], training=None) -> tf.Tensor:
         """Logits [B] of transformed features with candidates [B]."""
@@ -244,11 +249,17 @@ def build_model(
     model = RankingModel(config, vocab_sizes, feature_counts)
     model(dummy_features(), training=False)
     if compile_model:
-        lr = config.learning_rate
-        if config.lr_decay and total_steps:
-            lr = tf_keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
-        model.compile(optimizer=tf_keras.optimizers.Adam(lr))
+        compile_ranker(model, total_steps)
     return model
+
+
+def compile_ranker(model: RankingModel, total_steps: int | None = None) -> None:
+    """Compiles with Adam(config.learning_rate), cosine-decayed over total_steps when
+    config.lr_decay. Again after changing which layers train."""
+    lr = model.config.learning_rate
+    if model.config.lr_decay and total_steps:
+        lr = tf_keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
+    model.compile(optimizer=tf_keras.optimizers.Adam(lr))
 
 
 def feature_counts(dataset: tf.data.Dataset, vocab_sizes: Mapping[str, int]) -> dict:

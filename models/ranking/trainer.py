@@ -21,9 +21,9 @@ import tf_keras
 
 from models.common.data import make_dataset, vocab_sizes
 from models.ranking import export, warm_start
-from models.ranking.config import RankingConfig, from_custom_config
+from models.ranking.config import FULL_UPDATE, INCREMENTAL, RankingConfig, from_custom_config
 from models.ranking.gauc import auc, gauc
-from models.ranking.model import RankingModel, build_model, feature_counts
+from models.ranking.model import RankingModel, build_model, compile_ranker, feature_counts
 from schemas import features as F
 
 SUMMARY_FILE = "training_summary.json"
@@ -107,14 +107,20 @@ class _Progress(tf_keras.callbacks.Callback):
         )
 
 
-def _warm_start(model, base_model: str | None, tft_output, log) -> dict | None:
+def _warm_start(model, base_model: str | None, tft_output, log, incremental: bool) -> dict | None:
+    """Warm-starts `model` (strictly for an incremental update: every id table must follow
+    its ids) and, for an incremental update, freezes all but the id tables."""
     if not base_model:
         return None
-    report = warm_start.warm_start(model, base_model, tft_output)
+    report = warm_start.warm_start(model, base_model, tft_output, strict=incremental)
     log(
         f"[ranking] warm start from {base_model}: {len(report['loaded'])} variables copied, "
         f"rows remapped {report['remapped']}, skipped {report['skipped']}"
+        + (f", refused {report['refused']}" if report["refused"] else "")
     )
+    if incremental:
+        report["trainable_variables"] = warm_start.train_id_embeddings_only(model)
+        log(f"[ranking] incremental update: training only {report['trainable_variables']}")
     return {"base_model": base_model, **report}
 
 
@@ -138,23 +144,30 @@ def train(
             config.epochs full passes over the training data.
         eval_steps: eval batches per evaluation; None evaluates the whole split.
         log: receives the progress lines.
-        base_model: an exported ranker to warm-start from (when config.warm_start).
+        base_model: an exported ranker to warm-start from (when config.warm_start); with
+            config.mode INCREMENTAL only its id tables then train, for one epoch.
     """
     sizes = vocab_sizes(tft_output)
     counting = make_dataset(train_files, tft_output, 1024, shuffle=False, num_epochs=1)
     counts = feature_counts(counting, sizes)
     n_train = int(counts[F.USER_ID].sum())
+    base_model = base_model if config.warm_start else None
+    incremental = config.mode == INCREMENTAL and bool(base_model)
+    if config.mode == INCREMENTAL and not base_model:
+        log("[ranking] mode=incremental without a base model: training every weight from scratch")
+    epochs = 1 if incremental else config.epochs  # an incremental update: the new span, once
     per_epoch = (
-        max(1, math.ceil(train_steps / config.epochs))
+        max(1, math.ceil(train_steps / epochs))
         if train_steps
         else max(1, n_train // config.batch_size)  # the shuffled dataset drops the last batch
     )
-    model = build_model(config, sizes, counts, total_steps=per_epoch * config.epochs)
-    warm = _warm_start(model, base_model, tft_output, log) if config.warm_start else None
+    model = build_model(config, sizes, counts, compile_model=False)
+    warm = _warm_start(model, base_model, tft_output, log, incremental)
+    compile_ranker(model, total_steps=per_epoch * epochs)
     eval_ds = make_dataset(eval_files, tft_output, 1024, shuffle=False, num_epochs=1)
     predict = predictor(model)
     progress = _Progress(
-        lambda: evaluate(model, eval_ds, eval_steps, predict), config.epochs, config.batch_size, log
+        lambda: evaluate(model, eval_ds, eval_steps, predict), epochs, config.batch_size, log
     )
     # With train_steps the data repeats and each epoch is per_epoch steps; else full passes.
     data = make_dataset(
@@ -166,7 +179,7 @@ def train(
     )
     model.fit(
         data,
-        epochs=config.epochs,
+        epochs=epochs,
         steps_per_epoch=per_epoch if train_steps else None,
         verbose=0,
         callbacks=[progress],
@@ -175,7 +188,8 @@ def train(
     summary = {
         "config": config.to_dict(),
         "train_examples": n_train,
-        "epochs": config.epochs,
+        "mode": INCREMENTAL if incremental else FULL_UPDATE,
+        "epochs": epochs,
         "examples_trained": progress.examples,
         "train_seconds": progress.train_seconds,
         "examples_per_second": progress.examples / max(progress.train_seconds, 1e-9),

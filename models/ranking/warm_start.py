@@ -1,11 +1,13 @@
 """Warm start: initialise a new ranker from the last blessed one (fn_args.base_model).
 
-Variables are matched by name (without the model's instance prefix). Full id tables
-(item, user, genre, gender, occupation) are re-aligned row by row through the old
+Variables are matched by name (without the model's instance prefix). The id tables
+(item, user, genre, gender, occupation), of any kind, follow their ids through the old
 vocabularies (the base SavedModel carries Transform's vocabulary files as assets) and the
-new ones, since ids move when Transform's vocabulary changes; their OOV rows map position by
-position. Every other variable is copied when its shape matches and skipped otherwise (e.g.
-after an architecture change). Optimizer state is not carried over.
+new ones, since ids move when Transform's vocabulary changes (models/common/remap.py:
+full and mixed-dimension tables are remapped, a quotient-remainder table is copied only
+when no id moved, else refused). Every other variable is copied when its shape matches
+and skipped otherwise (e.g. after an architecture change). Optimizer state is not
+carried over.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import os
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.common.embeddings import FullEmbedding
-from models.common.remap import remap_rows
+from models.common.remap import (  # remap_rows: re-exported
+    as_bytes,
+    carry_table,
+    read_vocab_file,
+    remap_rows,  # noqa: F401
+)
 from models.ranking.model import RankingModel
 from schemas import features as F
 
@@ -30,58 +36,66 @@ VOCAB_TABLES = {
 }
 
 
+ID_TABLES = (F.ITEM_ID, F.USER_ID)  # what an incremental update trains
+
+
 def _key(name: str) -> str:
     """A variable's name without the model prefix, e.g. 'item_emb/table/embeddings:0'."""
     return name.split("/", 1)[-1]
 
 
-def _read_vocab(path: str) -> list[bytes] | None:
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path, "rb") as f:
-        return [line.rstrip(b"\n") for line in f]
-
-
-def _vocab_tables(model: RankingModel, base_dir: str, tft_output) -> dict:
-    """{variable key: (old vocab, new vocab, oov)} of the full id tables that can be remapped."""
-    out = {}
-    for name, (vocab_file, oov) in VOCAB_TABLES.items():
-        layer = model.tables.get(name)
-        old = _read_vocab(os.path.join(base_dir, "assets", vocab_file))
-        if isinstance(layer, FullEmbedding) and old is not None:
-            new = tft_output.vocabulary_by_name(vocab_file)
-            new = [t if isinstance(t, bytes) else t.encode() for t in new]
-            out[_key(layer.table.embeddings.name)] = (old, new, oov)
-    return out
-
-
-def warm_start(model: RankingModel, base_dir: str, tft_output: tft.TFTransformOutput) -> dict:
+def warm_start(
+    model: RankingModel, base_dir: str, tft_output: tft.TFTransformOutput, strict: bool = False
+) -> dict:
     """Loads an exported ranker's weights into the built `model` where names and shapes allow.
 
     Args:
         model: a built RankingModel (models.ranking.model.build_model).
         base_dir: a SavedModel written by models.ranking.export.export_serving_model.
         tft_output: this run's Transform output (the new vocabularies).
+        strict: raise remap.TableRefusedError for an id table that cannot follow its ids
+            (incremental updates); otherwise it keeps its fresh initialisation and
+            report["refused"] says why.
 
     Returns:
-        {"loaded": [names], "remapped": {name: rows copied}, "skipped": [names]}.
+        {"loaded": [names], "remapped": {name: rows copied}, "skipped": [names],
+        "refused": {table: why}} (and "fitted": {table: rows} for mixed-dimension tables).
     """
     loaded = tf.saved_model.load(base_dir)
     old = {_key(v.name): v.numpy() for v in loaded.model_variables}
-    tables = _vocab_tables(model, base_dir, tft_output)
-    report = {"loaded": [], "remapped": {}, "skipped": []}
+    report = {"loaded": [], "remapped": {}, "skipped": [], "refused": {}}
+    handled = set()
+    for name, (vocab_file, oov) in VOCAB_TABLES.items():
+        layer = model.tables.get(name)
+        if layer is None:
+            continue
+        new = as_bytes(tft_output.vocabulary_by_name(vocab_file))
+        vocabs = (read_vocab_file(os.path.join(base_dir, "assets", vocab_file)), new)
+        handled |= carry_table(layer, old, _key, vocabs, oov, report, strict)
     for var in model.model_weights:
         key, value = _key(var.name), old.get(_key(var.name))
-        if value is None:
-            report["skipped"].append(key)
-        elif key in tables and value.shape[1:] == tuple(var.shape[1:]):
-            matrix = var.numpy()
-            old_vocab, new_vocab, oov = tables[key]
-            report["remapped"][key] = remap_rows(value, old_vocab, matrix, new_vocab, oov)
-            var.assign(matrix)
-        elif value.shape == tuple(var.shape):
+        if key in handled:
+            continue
+        if value is not None and value.shape == tuple(var.shape):
             var.assign(value)
             report["loaded"].append(key)
         else:
             report["skipped"].append(key)
     return report
+
+
+def train_id_embeddings_only(model: RankingModel) -> list[str]:
+    """Freezes every layer but the item and user id tables (the incremental update).
+
+    Frozen layers also run in inference mode while training (RankingModel.score), so
+    Dice's moving statistics stay as they were. Recompile afterwards
+    (models.ranking.model.compile_ranker).
+
+    Returns:
+        The names of the variables left trainable.
+    """
+    for name, layer in model.tables.items():
+        layer.trainable = name in ID_TABLES
+    for layer in (model.pooling, model.head, model.logit):
+        layer.trainable = False
+    return [_key(v.name) for v in model.trainable_variables]

@@ -165,8 +165,12 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
     if users_report:
         info["pretrained_users"] = users_report
     if fn_args.base_model:
-        report = updates.warm_start(model, fn_args.base_model, tft_output)
+        strict = config.mode == "incremental"  # the id tables must follow their ids
+        report = updates.warm_start(model, fn_args.base_model, tft_output, strict=strict)
         info["warm_start"] = {k: len(v) for k, v in report.items()}
+        if report["refused"]:  # tables that could not follow a vocabulary change: fresh
+            info["warm_start_refused"] = report["refused"]
+            print(f"warm start refused (fresh tables): {report['refused']}")
         epochs = 1  # the day's data, once
         if config.mode == "incremental":
             info["trainable_variables"] = updates.train_id_embeddings_only(model)

@@ -2,11 +2,12 @@
 pretrained item vectors and hard negatives mined with the last blessed model.
 
 - `warm_start`: copies the weights of a previously exported model (its
-  serving_model_dir, which is fn_args.base_model when the pipeline wires a
-  Resolver for the latest blessed model) into a freshly built one. Variables are
-  matched by name; full id tables are re-aligned row by row through the old and
-  new vocabularies (ids move when Transform's vocabulary changes), every other
-  variable is copied when its shape matches and skipped otherwise.
+  serving_model_dir, which is fn_args.base_model: the retrieval baseline) into a
+  freshly built one. Variables are matched by name; the item and user id tables,
+  of any kind, and the genre, gender and occupation tables follow their ids through
+  the old and new vocabularies (ids move when Transform's vocabulary changes;
+  models/common/remap.py), every other variable is copied when its shape matches
+  and skipped otherwise.
 - `train_id_embeddings_only`: the "incremental" update: everything but the item
   and user id embeddings is frozen.
 - `pretrained_matrix`: item2vec on the training data, or a user file, aligned
@@ -24,23 +25,36 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from models.common import data
-from models.common.embeddings import FullEmbedding
-from models.common.remap import remap_rows
+from models.common.remap import (  # remap_rows: re-exported
+    as_bytes,
+    carry_table,
+    read_vocab_file,
+    remap_rows,  # noqa: F401
+)
 from models.retrieval import item2vec
 from models.retrieval.config import ITEM2VEC, RetrievalConfig
-from models.retrieval.layers import HISTORY, ITEM
+from models.retrieval.layers import GENDER, HISTORY, ITEM, OCCUPATION
 from schemas import features as F
 
 VOCAB_FILE = "id_vocabularies.json"  # in <serving_model_dir>/assets.extra/, written by export
 
 
 def _id_tables(model) -> dict:
-    """{feature: full id-embedding layer} of the item and user tables."""
+    """{feature: id-embedding layer (full, QR or mixed)} of the item and user tables."""
     layers = {
         F.ITEM_ID: model.query_tower.item_embedding,
         F.USER_ID: model.query_tower.user_embedding,
     }
-    return {k: v for k, v in layers.items() if isinstance(v, FullEmbedding)}
+    return {k: v for k, v in layers.items() if v is not None}
+
+
+def _category_tables(model) -> dict:
+    """{Transform vocabulary file: table} of the genre, gender and occupation tables."""
+    return {
+        F.GENRE_VOCAB: model.candidate_tower.genre_embedding,
+        F.GENDER_VOCAB: model.query_tower.categoricals[GENDER],
+        F.OCCUPATION_VOCAB: model.query_tower.categoricals[OCCUPATION],
+    }
 
 
 def read_vocabularies(tft_output: tft.TFTransformOutput) -> dict[str, list[str]]:
@@ -52,38 +66,45 @@ def read_vocabularies(tft_output: tft.TFTransformOutput) -> dict[str, list[str]]
     }
 
 
-def warm_start(model, base_model_dir: str, tft_output: tft.TFTransformOutput) -> dict:
+def warm_start(
+    model, base_model_dir: str, tft_output: tft.TFTransformOutput, strict: bool = False
+) -> dict:
     """Loads an exported model's weights into `model` where names and shapes allow.
 
     Args:
         model: a built RetrievalModel.
         base_model_dir: a SavedModel written by `export.export_serving_model`.
         tft_output: this run's Transform output (for the new vocabularies).
+        strict: raise remap.TableRefusedError for an id table that cannot follow its ids
+            (incremental updates); otherwise it keeps its fresh initialisation and
+            report["refused"] says why.
 
     Returns:
-        {"loaded": [...], "remapped": {name: rows}, "skipped": [...]} variable names.
+        {"loaded": [...], "remapped": {name: rows}, "skipped": [...], "refused": {table:
+        why}} variable names (and "fitted": {table: rows} for mixed-dimension tables).
     """
     loaded = tf.saved_model.load(base_model_dir)
     old = {v.name: v.numpy() for v in loaded.model_variables}
     vocab_path = os.path.join(base_model_dir, "assets.extra", VOCAB_FILE)
     old_vocabs = (
-        json.loads(tf.io.gfile.GFile(vocab_path).read()) if tf.io.gfile.exists(vocab_path) else None
+        json.loads(tf.io.gfile.GFile(vocab_path).read()) if tf.io.gfile.exists(vocab_path) else {}
     )
     new_vocabs = read_vocabularies(tft_output)
     oov = {F.ITEM_ID: F.ITEM_OOV_BUCKETS, F.USER_ID: F.USER_OOV_BUCKETS}
-    tables = {layer.weights[0].name: key for key, layer in _id_tables(model).items()}
-    report = {"loaded": [], "remapped": {}, "skipped": []}
+    report = {"loaded": [], "remapped": {}, "skipped": [], "refused": {}}
+    handled = set()
+    for key, layer in _id_tables(model).items():
+        vocabs = (old_vocabs.get(key), new_vocabs[key])
+        handled |= carry_table(layer, old, str, vocabs, oov[key], report, strict)
+    for vocab_file, layer in _category_tables(model).items():  # their vocabularies move too
+        old_vocab = read_vocab_file(os.path.join(base_model_dir, "assets", vocab_file))
+        vocabs = (old_vocab, as_bytes(tft_output.vocabulary_by_name(vocab_file)))
+        handled |= carry_table(layer, old, str, vocabs, F.CATEGORY_OOV_BUCKETS, report, strict)
     for var in model.weights:
         value = old.get(var.name)
-        if value is None:
-            report["skipped"].append(var.name)
-        elif var.name in tables and old_vocabs is not None and value.shape[1:] == var.shape[1:]:
-            key = tables[var.name]
-            matrix = var.numpy()
-            rows = remap_rows(value, old_vocabs[key], matrix, new_vocabs[key], oov[key])
-            var.assign(matrix)
-            report["remapped"][var.name] = rows
-        elif tuple(value.shape) == tuple(var.shape):
+        if var.name in handled:
+            continue
+        if value is not None and tuple(value.shape) == tuple(var.shape):
             var.assign(value)
             report["loaded"].append(var.name)
         else:

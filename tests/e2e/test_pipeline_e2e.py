@@ -28,16 +28,17 @@ EXPECTED_COMPONENTS = {
     "ImportSchemaGen",
     "StrictExampleValidator",
     "Transform",
-    "latest_blessed_retrieval",
+    "latest_baseline_record",
+    "BaselineLoader",
     "retrieval_trainer",
     "retrieval_evaluator",
-    "latest_blessed_ranking",
     "ranking_trainer",
     "ranking_evaluator",
     "HardNegativeMiner",
     "ScannIndexBuilder",
     "RecommenderAssembler",
     "Pusher",
+    "BaselinePublisher",
 }
 
 
@@ -48,7 +49,9 @@ def count_records(pattern):
 def test_every_component_executed(run):
     _, result = run
     assert set(result["components"]) == EXPECTED_COMPONENTS
+    # The baseline Resolver included: finding nothing is the first run, not a failure.
     assert {c["state"] for c in result["components"].values()} == {"COMPLETE"}
+    assert result["baselines"] == ["no baseline: no baseline record yet (first run)"] * 2
 
 
 def test_output_counts_match_the_input(run):
@@ -136,6 +139,9 @@ def test_second_run_is_judged_against_run_1s_baseline_and_the_push_follows_the_g
     second = summary.collect(worse)
     assert second["components"]["BehaviorSequenceGen"]["state"] == "CACHED"
     assert second["components"]["retrieval_trainer"]["state"] == "COMPLETE"
+    ranking, retrieval = second["baselines"]  # each family gets its own run 1 model
+    assert ranking.startswith("ranking baseline: ") and "ranking_trainer" in ranking
+    assert retrieval.startswith("retrieval baseline: ") and "retrieval_trainer" in retrieval
     evaluation = glob.glob(
         os.path.join(config.pipeline_root, "retrieval_evaluator", "evaluation", "*", "metrics.json")
     )

@@ -76,6 +76,7 @@ def test_cli_builds_a_config(tmp_path):
     assert config.sequences.rating_threshold is None and config.sequences.cutoff_timestamp == 100
     assert config.data.interaction_span == 2
     assert (config.retrieval.mode, config.retrieval.loss) == ("incremental", "sampled_softmax")
+    assert config.ranking.mode == "incremental"
     assert config.data.column_mapping == {F.INTERACTIONS: {F.USER_ID: "customer"}}
     assert config.pipeline_root.startswith(str(tmp_path / "w"))
 

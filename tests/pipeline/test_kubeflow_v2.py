@@ -8,9 +8,12 @@ import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from components import update_mode as U
+from components.ranking_evaluator.executor import with_min_auc
+from components.retrieval_trainer.executor import with_update_mode
 from pipeline import config as C
 from pipeline import kfp_params as P
-from pipeline import kubeflow_v2_runner, runtime, runtime_executors
+from pipeline import kubeflow_v2_runner, runtime
 from pipeline.pipeline import create_pipeline
 from tests.pipeline.kfp_server import FakeKfpServer
 
@@ -44,8 +47,15 @@ EDGES = [  # (upstream, downstream)
     ("Transform", "ranking_trainer"),
     ("retrieval_trainer", "retrieval_evaluator"),
     ("ranking_trainer", "ranking_evaluator"),
-    ("latest_blessed_retrieval-model-resolver", "retrieval_trainer"),
-    ("latest_blessed_ranking-model-resolver", "ranking_trainer"),
+    ("latest_baseline_record", "BaselineLoader"),
+    ("BaselineLoader", "retrieval_trainer"),
+    ("BaselineLoader", "ranking_trainer"),
+    ("BaselineLoader", "HardNegativeMiner"),
+    ("BaselineLoader", "retrieval_evaluator"),
+    ("BaselineLoader", "ranking_evaluator"),
+    ("retrieval_evaluator", "BaselinePublisher"),
+    ("ranking_evaluator", "BaselinePublisher"),
+    ("latest_baseline_record", "BaselinePublisher"),
 ]
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 
@@ -137,7 +147,8 @@ def test_runtime_parameters_reach_their_components(spec):
     for trainer in ("retrieval_trainer", "ranking_trainer"):
         assert _param_source(spec, trainer, "train_args") == P.TRAIN_ARGS
         assert _param_source(spec, trainer, "eval_args") == P.EVAL_ARGS
-    assert _param_source(spec, "retrieval_trainer", P.UPDATE_MODE) == P.UPDATE_MODE
+    for trainer in ("retrieval_trainer", "ranking_trainer"):
+        assert _param_source(spec, trainer, P.UPDATE_MODE) == P.UPDATE_MODE
     assert _param_source(spec, "ranking_evaluator", P.RANKING_MIN_AUC) == P.RANKING_MIN_AUC
     for name in ("min_hr_at_10", "min_ndcg_at_10", "min_coverage_at_10", "max_regression"):
         source = _param_source(spec, "retrieval_evaluator", name)
@@ -169,10 +180,12 @@ def test_every_container_runs_the_image_and_code_by_dotted_path(spec, job):
     schema = spec.root.dag.tasks["ImportSchemaGen"].inputs.parameters["schema_file"]
     assert schema.runtime_value.constant.string_value == "/opt/recsys/schemas/schema.pbtxt"
     retrieval = list(_executor(spec, "retrieval_trainer")["container"]["args"])
-    # The retrieval trainer takes mined hard negatives: its executor wraps that Trainer's.
-    assert "pipeline.runtime_executors.RetrievalTrainerExecutor" in retrieval
+    # Each component runs its own executor, chosen in create_pipeline (none swapped later).
+    assert "components.retrieval_trainer.executor.Executor" in retrieval
     ranking = list(_executor(spec, "ranking_trainer")["container"]["args"])
-    assert "tfx.components.trainer.executor.GenericExecutor" in ranking
+    assert "components.ranking_trainer.component.Executor" in ranking
+    evaluator = list(_executor(spec, "ranking_evaluator")["container"]["args"])
+    assert "components.ranking_evaluator.executor.Executor" in evaluator
 
 
 def test_beam_args_reach_the_beam_stages(spec):
@@ -221,17 +234,15 @@ def test_local_roots_are_refused(config, kubeflow, field, kwargs):
 def test_update_mode_goes_into_the_retrieval_custom_config(config):
     trainer = next(c for c in create_pipeline(config).components if c.id == "retrieval_trainer")
     props = dict(trainer.exec_properties, update_mode="incremental")
-    patched = runtime_executors.with_update_mode(props)
+    patched = with_update_mode(props)
     assert "update_mode" not in patched
     before, after = json.loads(props["custom_config"]), json.loads(patched["custom_config"])
     assert before["retrieval"]["mode"] == "full" and after["retrieval"]["mode"] == "incremental"
     after["retrieval"]["mode"] = "full"
     assert after == before  # nothing else changed
-    assert runtime_executors.with_update_mode({"custom_config": "{}", "update_mode": None}) == {
-        "custom_config": "{}"
-    }
+    assert with_update_mode({"custom_config": "{}", "update_mode": None}) == {"custom_config": "{}"}
     with pytest.raises(ValueError, match="update_mode='weekly'"):
-        runtime_executors.with_update_mode(dict(props, update_mode="weekly"))
+        with_update_mode(dict(props, update_mode="weekly"))
 
 
 def test_min_auc_goes_into_the_auc_threshold_only(config):
@@ -240,7 +251,7 @@ def test_min_auc_goes_into_the_auc_threshold_only(config):
 
     evaluator = next(c for c in create_pipeline(config).components if c.id == "ranking_evaluator")
     props = dict(evaluator.exec_properties, ranking_min_auc=0.72)
-    patched = runtime_executors.with_min_auc(props)
+    patched = with_min_auc(props)
     assert "ranking_min_auc" not in patched
     before = proto_utils.json_to_proto(props["eval_config"], tfma.EvalConfig())
     after = proto_utils.json_to_proto(patched["eval_config"], tfma.EvalConfig())
@@ -251,9 +262,9 @@ def test_min_auc_goes_into_the_auc_threshold_only(config):
     threshold.threshold.value_threshold.lower_bound.value = 0.6
     assert after == before  # nothing else changed
     with pytest.raises(ValueError, match="must be in"):
-        runtime_executors.with_min_auc(dict(props, ranking_min_auc=1.5))
+        with_min_auc(dict(props, ranking_min_auc=1.5))
     with pytest.raises(ValueError, match="no AUC value threshold"):
-        runtime_executors.with_min_auc({"eval_config": "{}", "ranking_min_auc": 0.5})
+        with_min_auc({"eval_config": "{}", "ranking_min_auc": 0.5})
 
 
 def test_submit_the_compiled_pipeline(kubeflow, spec):
@@ -275,17 +286,29 @@ def test_submit_the_compiled_pipeline(kubeflow, spec):
         assert run.body["runtime_config"]["pipeline_root"] == "gs://bucket/root"
 
 
-def test_the_retrieval_trainer_component_gets_its_update_mode_executor(config):
-    from tfx.types import Channel, standard_artifacts
-
-    from components.retrieval_trainer.component import RetrievalTrainer
-
-    trainer = RetrievalTrainer(examples=Channel(type=standard_artifacts.Examples))
-    trainer = trainer.with_id("retrieval_trainer")
-    runtime._bind_component(trainer, runtime.parameters(config))
-    assert trainer.executor_spec.executor_class is runtime_executors.RetrievalTrainerExecutor
+def test_create_pipeline_places_the_runtime_parameters(config):
+    """The KFP parameters are wired by create_pipeline itself; local runs get plain values."""
+    compiled = {
+        c.id: c for c in create_pipeline(config, parameters=runtime.parameters(config)).components
+    }
+    trainer = compiled["retrieval_trainer"]
+    assert (
+        trainer.executor_spec.executor_class.__module__ == "components.retrieval_trainer.executor"
+    )
     assert trainer.exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
+    assert compiled["ranking_trainer"].exec_properties[P.UPDATE_MODE].name == P.UPDATE_MODE
     assert trainer.exec_properties[P.TRAIN_ARGS].default == '{"num_steps": 300}'
+    assert (
+        compiled["ranking_evaluator"].exec_properties[P.RANKING_MIN_AUC].name == P.RANKING_MIN_AUC
+    )
+    local = {c.id: c for c in create_pipeline(config).components}
+    assert local["retrieval_trainer"].exec_properties.get(P.UPDATE_MODE) is None
+    assert local["ranking_evaluator"].exec_properties.get(P.RANKING_MIN_AUC) is None
+    for component_id in ("retrieval_trainer", "ranking_trainer", "ranking_evaluator"):
+        assert (
+            local[component_id].executor_spec.executor_class
+            is compiled[component_id].executor_spec.executor_class
+        )
 
 
 def test_kfp_container_entrypoint_reads_the_parameters_the_executors_apply(spec):
@@ -308,7 +331,10 @@ def test_kfp_container_entrypoint_reads_the_parameters_the_executors_apply(spec)
 
     props = exec_properties("ranking_evaluator", {P.RANKING_MIN_AUC: {"number_value": 0.7}})
     assert props[P.RANKING_MIN_AUC] == 0.7
-    assert '"lower_bound": 0.7' in runtime_executors.with_min_auc(props)["eval_config"]
+    assert '"lower_bound": 0.7' in with_min_auc(props)["eval_config"]
     props = exec_properties("retrieval_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
-    custom = json.loads(runtime_executors.with_update_mode(props)["custom_config"])
+    custom = json.loads(with_update_mode(props)["custom_config"])
     assert custom["retrieval"]["mode"] == "incremental"
+    props = exec_properties("ranking_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
+    custom = json.loads(U.with_update_mode(props, "ranking")["custom_config"])
+    assert custom["ranking"]["mode"] == "incremental" and "retrieval" not in custom

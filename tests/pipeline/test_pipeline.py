@@ -83,3 +83,48 @@ def test_the_local_runner_gives_behavior_sequence_gen_its_workers_as_beam_proces
     # Beam args the user gave win: nothing is added.
     theirs = dataclasses.replace(config, beam_pipeline_args=("--runner=FlinkRunner",))
     assert local_config(theirs, workers=2) == theirs
+
+
+def test_each_consumer_gets_its_own_familys_baseline(config):
+    """One Resolver (the latest record) -> BaselineLoader -> one channel per family."""
+    by_id = {c.id: c for c in create_pipeline(config).components}
+    expected = {  # (component, input) -> the loader's output
+        ("HardNegativeMiner", "retrieval_model"): "retrieval_model",
+        ("HardNegativeMiner", "ranking_model"): "ranking_model",
+        ("retrieval_trainer", "base_model"): "retrieval_model",
+        ("retrieval_evaluator", "baseline_model"): "retrieval_model",
+        ("ranking_trainer", "base_model"): "ranking_model",
+        ("ranking_evaluator", "baseline_model"): "ranking_model",
+    }
+    for (component, key), output in expected.items():
+        channel = by_id[component].inputs[key]
+        assert (channel.producer_component_id, channel.output_key) == ("BaselineLoader", output)
+    record = by_id["BaselineLoader"].inputs["record"]
+    assert record.producer_component_id == "latest_baseline_record"
+    from tfx.types.experimental import simple_artifacts
+
+    assert by_id["latest_baseline_record"].outputs["record"].type is simple_artifacts.File
+    assert by_id["BaselinePublisher"].outputs["record"].type is simple_artifacts.File
+    publisher = by_id["BaselinePublisher"].inputs
+    assert publisher["retrieval_blessing"].producer_component_id == "retrieval_evaluator"
+    assert publisher["ranking_blessing"].producer_component_id == "ranking_evaluator"
+    assert publisher["previous"].producer_component_id == "latest_baseline_record"
+
+
+def test_the_summary_says_which_baselines_a_run_had(config):
+    from pipeline import summary
+
+    text = summary.render(
+        {
+            "components": {},
+            "counts": {},
+            "drops": {},
+            "baselines": {
+                "no baseline: no baseline record yet (first run)",
+                "ranking baseline: /m",
+            },
+        },
+        config,
+    )
+    assert "  baseline: no baseline: no baseline record yet (first run)" in text
+    assert "  baseline: ranking baseline: /m" in text

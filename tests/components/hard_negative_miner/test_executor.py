@@ -17,11 +17,26 @@ def _artifact(cls, uri):
     return artifact
 
 
+def _saved_model(uri, signatures):
+    """A model directory whose Format-Serving/saved_model.pb declares these signatures."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    for name in signatures:
+        proto.meta_graphs.add().signature_def[name].method_name = "predict"
+    os.makedirs(os.path.join(uri, "Format-Serving"))
+    with open(os.path.join(uri, "Format-Serving", "saved_model.pb"), "wb") as f:
+        f.write(proto.SerializeToString())
+    return uri
+
+
 @pytest.mark.parametrize(
     "present, status",
     [
         ((), "no blessed retrieval and ranking model yet: empty file"),
         (("retrieval_model",), "no blessed ranking model yet: empty file"),
+        # Both given, but the "ranking" one is a retrieval model: wrong kind, no baseline.
+        (("retrieval_model", "ranking_model"), "no blessed ranking model yet: empty file"),
     ],
 )
 def test_without_both_blessed_models_the_file_is_empty(tmp_path, present, status):
@@ -32,8 +47,9 @@ def test_without_both_blessed_models_the_file_is_empty(tmp_path, present, status
         "retrieval_model": [],
         "ranking_model": [],
     }
+    model = _saved_model(str(tmp_path / "model"), ("query_embedding", "candidate_embedding"))
     for key in present:
-        inputs[key] = [_artifact(standard_artifacts.Model, tmp_path / "model")]
+        inputs[key] = [_artifact(standard_artifacts.Model, model)]
     executor.Executor().Do(inputs, {"hard_negatives": [out]}, {"top_n": 20, "top_k": 5})
     assert open(tmp_path / mining.TSV_FILE).read() == ""
     report = json.load(open(tmp_path / mining.REPORT_FILE))
@@ -41,7 +57,7 @@ def test_without_both_blessed_models_the_file_is_empty(tmp_path, present, status
     assert report["top_n"] == 20 and report["top_k"] == 5 and report["max_per_user"] == 50
     assert out.get_string_custom_property("status") == status
     assert out.get_int_custom_property("negatives") == 0
-    assert sorted(os.listdir(tmp_path)) == sorted([mining.REPORT_FILE, mining.TSV_FILE])  # no tmp
+    assert sorted(os.listdir(tmp_path)) == sorted(["model", mining.REPORT_FILE, mining.TSV_FILE])
 
 
 def test_bad_properties_name_the_field():

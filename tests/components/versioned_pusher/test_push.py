@@ -1,8 +1,10 @@
 """Gates, versions, atomic push and pruning (pure logic, real files)."""
 
 import os
+import uuid
 
 import pytest
+import tensorflow as tf
 
 from components.versioned_pusher import push
 from schemas import model_version
@@ -150,3 +152,86 @@ def test_push_verifies_the_copy_against_the_manifest(tmp_path):
     with pytest.raises(model_version.ManifestError, match="variables/variables.index: 3 bytes"):
         push.push(str(src), str(base), 2)
     assert sorted(os.listdir(base)) == ["1"]  # nothing half-written left
+
+
+# Object stores: tf.io.gfile's RAM file system stands for gs:// / s3:// (no directories, no
+# atomic rename: renaming a directory there even drops its files).
+
+
+def _ram_model(path, content="abc"):
+    """A SavedModel-like tree with a manifest (in assets.extra/), on a non-POSIX file system.
+
+    No `assets/` beside `assets.extra/`: TF's RAM file system lists by bare name prefix,
+    so `assets` would list a phantom file ".extra" (GCS and S3 list by "dir/" prefixes).
+    """
+    files = {
+        push.SAVED_MODEL: content,
+        "variables/variables.index": content * 2,
+        "variables/variables.data-00000-of-00001": content * 3,
+        "fingerprint.pb": content,
+    }
+    for rel, text in files.items():
+        tf.io.gfile.makedirs(os.path.dirname(os.path.join(path, rel)))
+        with tf.io.gfile.GFile(os.path.join(path, rel), "w") as f:
+            f.write(text)
+    model_version.write_manifest(path)
+    return len(files)
+
+
+@pytest.fixture
+def ram():
+    root = f"ram://push-{uuid.uuid4().hex}"
+    yield root
+    if tf.io.gfile.exists(root):
+        tf.io.gfile.rmtree(root)
+
+
+def test_object_store_push_is_never_visible_incomplete(ram, monkeypatch):
+    src, base = f"{ram}/src", f"{ram}/serving/m"
+    count = _ram_model(src)
+    real_copy, writes = push.fileio.copy, []
+
+    def observed_copy(source, target, overwrite=False):
+        real_copy(source, target, overwrite)
+        visible = push.versions(base)
+        writes.append((target, visible))
+        if visible:  # whatever a reader lists as a version must be complete
+            model_version.verify_manifest(f"{base}/{visible[-1]}")
+
+    monkeypatch.setattr(push.fileio, "copy", observed_copy)
+    final = push.push(src, base, 5)
+    assert final == f"{base}/5"
+    into_final = [(t, v) for t, v in writes if t.startswith(final + "/")]
+    assert len(into_final) == count + 1  # + the manifest
+    assert into_final[-1] == (f"{final}/{push.SAVED_MODEL}", [5])
+    assert all(v == [] for _, v in into_final[:-1])
+    assert model_version.verify_manifest(final) == count
+    assert tf.io.gfile.listdir(base) == ["5"]  # the stage is gone
+
+
+def test_object_store_commit_failure_leaves_nothing(ram, monkeypatch):
+    src, base = f"{ram}/src", f"{ram}/serving/m"
+    _ram_model(src)
+    real_copy = push.fileio.copy
+
+    def copy_failing_in_final(source, target, overwrite=False):
+        if target.startswith(f"{base}/7/variables/"):
+            raise OSError("connection reset")
+        real_copy(source, target, overwrite)
+
+    monkeypatch.setattr(push.fileio, "copy", copy_failing_in_final)
+    with pytest.raises(OSError, match="connection reset"):
+        push.push(src, base, 7)
+    assert push.versions(base) == []
+    assert tf.io.gfile.listdir(base) == []
+
+
+def test_object_store_prune_removes_old_versions(ram):
+    src, base = f"{ram}/src", f"{ram}/serving/m"
+    _ram_model(src)
+    for version in (1, 2, 3):
+        push.push(src, base, version)
+    assert push.versions(base) == [1, 2, 3]
+    assert push.prune(base, keep=1) == ([1, 2], [])
+    assert push.versions(base) == [3]
+    assert tf.io.gfile.listdir(base) == ["3"]

@@ -38,6 +38,7 @@ def test_round_trip_through_json():
         ({"epochs": 0}, "epochs"),
         ({"dropout": 1.0}, "dropout"),
         ({"attention_softmax": "yes"}, "attention_softmax"),
+        ({"mode": "hourly"}, "mode"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, field):

@@ -122,20 +122,3 @@ def test_eval_config_validates_its_arguments():
         evaluation.eval_config(auc_tolerance=-0.1)
     config = evaluation.eval_config(gauc_tolerance=0.02)
     assert config.metrics_specs[1].query_key == F.USER_ID
-
-
-def test_baseline_resolver_only_sees_the_rankers_models_and_blessings(tmp_path):
-    from tfx import v1 as tfx
-    from tfx.dsl.compiler import compiler
-
-    resolver = evaluation.latest_blessed_model_resolver("RankingTrainer", "RankingEvaluator")
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="p", pipeline_root=str(tmp_path), components=[resolver]
-    )
-    inputs = compiler.Compiler().compile(pipeline).nodes[0].pipeline_node.inputs.inputs
-    producers = {}
-    for spec in inputs.values():
-        for channel in spec.channels:
-            nodes = [q.name.field_value.string_value for q in channel.context_queries]
-            producers[channel.output_key] = [n for n in nodes if n.startswith("p.")]
-    assert producers == {"model": ["p.RankingTrainer"], "blessing": ["p.RankingEvaluator"]}

@@ -1,0 +1,1 @@
+"""Per-family baselines: BaselinePublisher records them, BaselineLoader hands them out."""
