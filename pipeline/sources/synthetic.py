@@ -227,8 +227,9 @@ class _Consumed:
         return np.setdiff1d(np.arange(self._n), own - user * self._n)
 
 
-def _simulate(spec, rng, vectors, popularity, interest):
-    """Samples each user's sequence; returns (user, item, model score) arrays, user-major."""
+def _simulate(spec, rng, vectors, popularity, interest, keep_queries=False):
+    """Samples each user's sequence; returns (user, item, model score) arrays, user-major,
+    the counts, and with keep_queries each event's query [N, dim] (else None)."""
     cap = min(spec.n_items // 2, 3 * spec.events_per_user)
     sigma = 0.5
     mu = np.log(spec.events_per_user) - sigma**2 / 2
@@ -239,7 +240,7 @@ def _simulate(spec, rng, vectors, popularity, interest):
     consumed = _Consumed(spec.n_users, spec.n_items)
     beta, rho = spec.sequential_strength, np.float32(spec.drift_rate)
     drift, last = np.zeros_like(interest), np.zeros_like(interest)
-    users, items, scores = [], [], []
+    users, items, scores, queries = [], [], [], []
     for step in range(int(counts.max())):
         active = np.flatnonzero(counts > step)
         draws = rng.random((len(active), spec.n_candidates)) * cdf[-1]
@@ -254,13 +255,16 @@ def _simulate(spec, rng, vectors, popularity, interest):
         consumed.add(active, pick)
         chosen = vectors[pick]
         scores.append(np.einsum("ad,ad->a", query, chosen))
+        if keep_queries:
+            queries.append(query)
         drift[active] = (1.0 - rho) * drift[active] + np.float32(rho * spec.taste_strength) * chosen
         last[active] = chosen
         users.append(active)
         items.append(pick)
     user, item, score = (np.concatenate(x) for x in (users, items, scores))
     order = np.argsort(user, kind="stable")  # user-major, steps in order within a user
-    return user[order], item[order], score[order].astype(np.float64), counts
+    kept = np.concatenate(queries)[order] if keep_queries else None
+    return user[order], item[order], score[order].astype(np.float64), counts, kept
 
 
 def _timestamps(spec, rng, user: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -274,14 +278,42 @@ def _timestamps(spec, rng, user: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return start[user] + total - total[first][user]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Latents:
+    """The generator's hidden state, for measuring models against the best possible one.
+
+    Attributes:
+        item_vectors: [n_items, dim] unit item vectors (row j is item "i{j}").
+        log_popularity: [n_items] log of the Zipf popularity p.
+        queries: [N, dim] the query u + d_t + beta v_last each event was drawn with, in the
+            order of the interactions table: the next item is drawn from
+            softmax_i(query . v_i + log p_i) over the items not yet consumed.
+    """
+
+    item_vectors: np.ndarray
+    log_popularity: np.ndarray
+    queries: np.ndarray
+
+
 def generate(spec: SyntheticSpec) -> Tables:
     """Returns the three raw tables of `spec`; interactions ordered by timestamp, then user."""
+    return _generate(spec, keep_queries=False)[0]
+
+
+def generate_with_latents(spec: SyntheticSpec) -> tuple[Tables, Latents]:
+    """`generate`'s tables and the latent state behind them (N x dim floats more memory)."""
+    return _generate(spec, keep_queries=True)
+
+
+def _generate(spec: SyntheticSpec, keep_queries: bool) -> tuple[Tables, Latents | None]:
     item_rng, user_rng, event_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(3))  # fmt: skip
     centroids = _unit(item_rng.standard_normal((len(GENRE_NAMES), spec.dim))).astype(np.float32)
     items, vectors, popularity = _make_items(spec, item_rng, centroids)
     users, interest = _make_users(spec, user_rng, centroids)
-    user, item, score, counts = _simulate(spec, event_rng, vectors, popularity, interest)
+    user, item, score, counts, queries = _simulate(
+        spec, event_rng, vectors, popularity, interest, keep_queries
+    )
     timestamp = _timestamps(spec, event_rng, user, counts)
     z = (score - score.mean()) / max(score.std(), 1e-9)
     noise = event_rng.standard_normal(len(z))
@@ -292,7 +324,10 @@ def generate(spec: SyntheticSpec) -> Tables:
         F.USER_ID: _ids("u", user[order]), F.ITEM_ID: _ids("i", item[order]),
         F.RATING: rating[order].astype(np.float64), F.TIMESTAMP: timestamp[order],
     })  # fmt: skip
-    return Tables(interactions=interactions, items=items, users=users)
+    tables = Tables(interactions=interactions, items=items, users=users)
+    if not keep_queries:
+        return tables, None
+    return tables, Latents(vectors, np.log(popularity), queries[order])
 
 
 def _is_non_empty_dir(path: str) -> bool:
