@@ -86,22 +86,12 @@ def negative_log_q(counts: np.ndarray, power: float = NEGATIVE_POWER) -> np.ndar
 
 def served_candidates(signature, split, batch: int = 128) -> Candidates:
     """Queries serving_default with the split's requests; every returned candidate's scores."""
-    import tensorflow as tf
-
-    from schemas import features as F
+    from bench.retrieval_served import call_batched
     from schemas import serving as C
 
-    queries = split.data.queries
-    outs = {C.ITEM_IDS: [], C.SCORES: [], C.RETRIEVAL_SCORES: []}
-    for start in range(0, len(queries[F.USER_ID]), batch):
-        inputs = {
-            name: tf.constant(queries[name][start : start + batch], spec.dtype)
-            for name, spec in C.REQUEST_SPEC.items()
-        }
-        result = signature(**inputs)
-        for key in outs:
-            outs[key].append(result[key].numpy())
-    ids, probs, retrieval = (np.concatenate(outs[k]) for k in outs)
+    keys = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES)
+    out = call_batched(signature, split.data.queries, keys, batch)
+    ids, probs, retrieval = (out[k] for k in keys)
     index = {item: i for i, item in enumerate(split.item_ids)}
     items = np.full(ids.shape, -1, np.int64)
     for q, row in enumerate(ids):

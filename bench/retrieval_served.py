@@ -150,24 +150,35 @@ def query_model(signature, queries: dict, batch: int = BATCH) -> list[list[bytes
     Returns:
         per query, the returned item ids (padding removed), best first.
     """
+    pad = F.PAD.encode() if isinstance(F.PAD, str) else F.PAD
+    ids = call_batched(signature, queries, (C.ITEM_IDS,), batch)[C.ITEM_IDS]
+    return [[i for i in row if i != pad] for row in ids]
+
+
+def call_batched(signature, queries: dict, outputs, batch: int = BATCH) -> dict:
+    """{output: array [Q, ...]} of serving_default called on query features in batches.
+
+    Raises:
+        ValueError: the queries lack a request input (C.REQUEST_SPEC), naming it.
+    """
     missing = sorted(set(C.REQUEST_SPEC) - set(queries))
     if missing:
         raise ValueError(f"the queries lack request inputs {missing}")
     import tensorflow as tf
 
     size = len(queries[F.USER_ID])
-    out = []
+    parts: dict[str, list] = {key: [] for key in outputs}
     for start in range(0, size, batch):
         inputs = {
             name: tf.constant(queries[name][start : start + batch], spec.dtype)
             for name, spec in C.REQUEST_SPEC.items()
         }
-        ids = signature(**inputs)[C.ITEM_IDS].numpy()
-        pad = F.PAD.encode() if isinstance(F.PAD, str) else F.PAD
-        out.extend([i for i in row if i != pad] for row in ids)
+        result = signature(**inputs)
+        for key in outputs:
+            parts[key].append(result[key].numpy())
         print(f"      queried {min(size, start + batch):,}/{size:,}", end="\r", flush=True)
     print(flush=True)
-    return out
+    return {key: np.concatenate(p) for key, p in parts.items()}
 
 
 def drop_excluded(returned: list[list[bytes]], split: S.Split) -> list[list[bytes]]:

@@ -48,3 +48,31 @@ def test_negative_log_q_is_the_log_of_count_to_the_power_normalised():
         np.exp(log_q), [1 / 5.0000316, 4 / 5.0000316, 3.1623e-5 / 5.0000316], rtol=1e-4
     )
     assert np.exp(log_q).sum() == pytest.approx(1.0)
+
+
+def test_call_batched_concatenates_batches_and_names_a_missing_input():
+    import tensorflow as tf
+
+    from bench import retrieval_served as V
+    from schemas import features as F
+    from schemas import serving as C
+
+    queries = {
+        name: np.zeros(5, spec.dtype.as_numpy_dtype) for name, spec in C.REQUEST_SPEC.items()
+    }
+    queries = {k: (v if v.dtype != object else np.array([b"u"] * 5)) for k, v in queries.items()}
+    pad = F.PAD.encode() if isinstance(F.PAD, str) else F.PAD
+    calls = []
+
+    def signature(**inputs):  # item ids a, PAD; scores = the call's batch size
+        n = int(tf.shape(inputs[F.USER_ID])[0])
+        calls.append(n)
+        return {C.ITEM_IDS: tf.constant([[b"a", pad]] * n), C.SCORES: tf.fill([n, 2], float(n))}
+
+    out = V.call_batched(signature, queries, (C.ITEM_IDS, C.SCORES), batch=2)
+    assert calls == [2, 2, 1]
+    assert out[C.SCORES][:, 0].tolist() == [2, 2, 2, 2, 1]
+    assert V.query_model(signature, queries, batch=4) == [[b"a"]] * 5  # padding removed
+    del queries[F.USER_ID]
+    with pytest.raises(ValueError, match=F.USER_ID):
+        V.call_batched(signature, queries, (C.SCORES,))
