@@ -133,7 +133,7 @@ def run_dataset(dataset: str, args, retrieval_config) -> tuple[dict, dict]:
         config = dataclasses.replace(retrieval_config, seed=seed)
         seed_dir = os.path.join(out_dir, f"seed-{seed}")
         trained = {"two_tower": S.two_tower(config, graph, seed_dir)}  # first: served reuses it
-        models = V.ServedModels(graph, root, seed_dir, seed=seed)
+        models = V.ServedModels(graph, root, seed_dir, seed=seed, sequences=seq_cfg)
         trained |= {name: V.served(models, variant) for name, variant in SERVED.items()}
         for name, system in trained.items():
             print(f"=== {dataset} seed {seed}", flush=True)

@@ -40,11 +40,13 @@ class Candidates:
             query's B1 exclusions (never its target).
         probs: [Q, C] ranker probabilities.
         retrieval: [Q, C] retrieval scores (query . item).
+        final: [Q, C] the served model's own final scores (None: not read).
     """
 
     items: np.ndarray
     probs: np.ndarray
     retrieval: np.ndarray
+    final: np.ndarray | None = None
 
 
 def rule_name(ranker: str, w: float, a: float) -> str:
@@ -58,7 +60,8 @@ def rank_by_rules(
 
     A rule scores a candidate s = ranker + w * r / temperature + a * log_q[item], with
     ranker = log(p) ("logp") or log(p / (1 - p)) ("logit"); plus the retrieval order
-    alone ("retrieval") and the ranker alone ("ranker_logp"). Ties keep the served order.
+    alone ("retrieval"), the ranker alone ("ranker_logp") and, when the candidates carry
+    them, the served model's own final scores ("served"). Ties keep the served order.
     """
     p = np.clip(cands.probs.astype(np.float64), 1e-30, 1 - 1e-12)
     ranker = {"logp": np.log(p), "logit": np.log(p) - np.log1p(-p)}
@@ -66,6 +69,8 @@ def rank_by_rules(
     q = log_q[np.maximum(cands.items, 0)]
     r = cands.retrieval.astype(np.float64) / temperature
     scores = {"retrieval": r, "ranker_logp": ranker["logp"]}
+    if cands.final is not None:
+        scores["served"] = cands.final.astype(np.float64)
     for name, base in ranker.items():
         for w in weights:
             for a in log_qs:
@@ -89,9 +94,9 @@ def served_candidates(signature, split, batch: int = 128) -> Candidates:
     from bench.retrieval_served import call_batched
     from schemas import serving as C
 
-    keys = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES)
+    keys = (C.ITEM_IDS, C.SCORES, C.RETRIEVAL_SCORES, C.FINAL_SCORES)
     out = call_batched(signature, split.data.queries, keys, batch)
-    ids, probs, retrieval = (out[k] for k in keys)
+    ids, probs, retrieval, final = (out[k] for k in keys)
     index = {item: i for i, item in enumerate(split.item_ids)}
     items = np.full(ids.shape, -1, np.int64)
     for q, row in enumerate(ids):
@@ -99,7 +104,7 @@ def served_candidates(signature, split, batch: int = 128) -> Candidates:
         for c, raw in enumerate(row):
             item = index.get(raw.decode() if isinstance(raw, bytes) else raw, -1)
             items[q, c] = -1 if item in excluded else item
-    return Candidates(items=items, probs=probs, retrieval=retrieval)
+    return Candidates(items=items, probs=probs, retrieval=retrieval, final=final)
 
 
 def main(argv=None) -> int:
@@ -134,7 +139,9 @@ def main(argv=None) -> int:
         from schemas import serving as C
 
         print(f"=== ranker {name}: {overrides}", flush=True)
-        models = V.ServedModels(graph, root, work, seed=config.seed, ranking=overrides)
+        models = V.ServedModels(
+            graph, root, work, seed=config.seed, ranking=overrides, sequences=seq_cfg
+        )
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
         cands = served_candidates(signature, validation)

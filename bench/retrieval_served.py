@@ -36,11 +36,21 @@ class ServedModels:
             at `<work_dir>/two_tower-<s>/model/Format-Serving` (`retrieval_systems.two_tower`).
     """
 
-    def __init__(self, transform_graph: str, root: str, work_dir: str, seed: int = 0, ranking=None):
+    def __init__(
+        self,
+        transform_graph: str,
+        root: str,
+        work_dir: str,
+        seed: int = 0,
+        ranking=None,
+        sequences=None,
+        log_q_weight: float | None = None,
+    ):
         self.graph, self.root, self.work_dir = transform_graph, root, work_dir
         self.seed = seed
         self.ranking = dict(ranking or {})  # RankingConfig overrides (default: none)
         self.ranker: dict[str, tuple[str, dict]] = {}
+        self.correction = correction(sequences, log_q_weight)
 
     def retrieval_dir(self, split: S.Split) -> str:
         path = os.path.join(self.work_dir, f"two_tower-{split.name}", "model", "Format-Serving")
@@ -116,9 +126,36 @@ class ServedModels:
         catalog = read_catalog(D.examples_artifact(D.Artifacts.locate(self.root).catalog))
         out = os.path.join(self.work_dir, f"served-{split.name}-{variant}")
         tf.io.gfile.rmtree(out) if tf.io.gfile.exists(out) else None
-        export_variant(retrieval_dir, ranking_dir, index, catalog, out, variant, k=100, n=100)
+        export_variant(
+            retrieval_dir,
+            ranking_dir,
+            index,
+            catalog,
+            out,
+            variant,
+            k=100,
+            n=100,
+            correction=self.correction,
+        )
         extras = {**info, "variant": variant, "index_params": params.to_dict()}
+        extras["negative_correction"] = self.correction.describe() if self.correction else None
         return out, extras | {"index_metrics": index.metrics}
+
+
+def correction(sequences=None, log_q_weight: float | None = None):
+    """The served score's log q(item) term as the pipeline's assembler sets it: the
+    AssemblyConfig default weight (or `log_q_weight`) and the negative sampler of
+    `sequences` (a SequenceConfig; None: its defaults). None when off."""
+    from components.behavior_sequence_gen.sequences import SequenceConfig
+    from components.recommender_assembler.config import AssemblyConfig
+    from models.serving.export import NegativeCorrection
+
+    sequences = sequences or SequenceConfig()
+    weight = AssemblyConfig().log_q_weight if log_q_weight is None else log_q_weight
+    if weight == 0.0 or sequences.negative_ratio == 0:
+        return None
+    source = f"the ranker's negative sampler (count ** {sequences.negative_power:g})"
+    return NegativeCorrection(weight=weight, power=sequences.negative_power, source=source)
 
 
 def served(models: ServedModels, variant: str) -> S.System:

@@ -118,6 +118,11 @@ CATALOG_FEATURES: dict[str, str] = {
     YEAR: INT,
     ITEM_COUNT: INT,
 }
+# Custom properties of BehaviorSequenceGen's examples artifact: how it drew the ranker's
+# negatives (NEGATIVE_RATIO per positive, with probability ~ ITEM_COUNT ** NEGATIVE_POWER),
+# which the served score's log q(item) term needs (RecommenderAssembler).
+NEGATIVE_POWER_PROPERTY = "negative_power"
+NEGATIVE_RATIO_PROPERTY = "negative_ratio"
 
 # ---------------------------------------------------------------------------
 # Transform: vocabularies and transformed feature names.

@@ -40,7 +40,9 @@ ITEM_IDS = "item_ids"  # string [B, K] (or [B, N] from retrieve); F.PAD where fe
 SCORES = "scores"  # float32 [B, K]: ranker probability (0 where the slot is empty)
 RETRIEVAL_SCORES = "retrieval_scores"  # float32 [B, K]: query . item (0 where empty)
 # float32 [B, K], the order of item_ids: log(scores) + retrieval_weight * retrieval_scores
-# (0 where empty). With retrieval_weight = 1 / the two-tower's softmax temperature this is
+# + log_q_weight * log q(item) (0 where empty), q the ranker's negative-sampling distribution
+# (export.json: retrieval_weight, negative_correction). With retrieval_weight = 1 / the
+# two-tower's softmax temperature and log_q_weight 1 (the defaults) this is
 # log P(next item | user) + log P(liked | user, item) up to a per-user constant.
 FINAL_SCORES = "final_scores"
 OUTPUTS = (ITEM_IDS, SCORES, RETRIEVAL_SCORES, FINAL_SCORES)

@@ -58,6 +58,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             report = json.load(f)
         for key, value in report.items():
             examples.set_int_custom_property(key, int(value))
+        examples.set_float_custom_property(F.NEGATIVE_POWER_PROPERTY, cfg.negative_power)
+        examples.set_int_custom_property(F.NEGATIVE_RATIO_PROPERTY, cfg.negative_ratio)
         logging.info("BehaviorSequenceGen report: %s", report)
         check_report(report)
 

@@ -33,6 +33,7 @@ def assemble(
     out_dir: str,
     config: AssemblyConfig,
     info: dict | None = None,
+    correction: export.NegativeCorrection | None = None,
 ) -> dict:
     """Exports every variant to <out_dir>/<variant> and canaries it; returns the report.
 
@@ -44,6 +45,8 @@ def assemble(
         out_dir: the Model artifact's directory.
         config: see AssemblyConfig.
         info: provenance for export.json.
+        correction: the final score's log q(item) term (None: off); the catalog then
+            needs its F.ITEM_COUNT column.
     """
     ordered = export.catalog_in_index_order(catalog, index.item_ids)
     requests = canary.golden_requests(queries, ordered[F.ITEM_ID], config.canary_requests)
@@ -54,11 +57,15 @@ def assemble(
     depth = export.search_depth(n, len(index.item_ids))
     weight, source = export.retrieval_weight(retrieval_dir, config.retrieval_weight)
     logging.info("RecommenderAssembler: final score retrieval weight %.4g (%s)", weight, source)
+    bias = export.item_bias(ordered, correction)
+    if correction is not None:
+        logging.info("RecommenderAssembler: final score log q term %s", correction.describe())
     expected = reference.recommend(
-        retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth, weight
+        retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth, weight, bias
     )
     report = {"config": dataclasses.asdict(config), "variants": {}}
     report["retrieval_weight"] = {"value": weight, "source": source}
+    report["negative_correction"] = correction.describe() if correction else None
     jobs = []
     for variant in config.variants:
         start = time.time()
@@ -77,6 +84,7 @@ def assemble(
             warmup=requests,
             weight=config.retrieval_weight,  # resolved as above; export.json records the source
             models=(retrieval, ranking),  # loaded once for the reference and every variant
+            correction=correction,
         )
         # Sizes and SHA-256 of every file: the pusher and the server verify them.
         model_version.write_manifest(target)

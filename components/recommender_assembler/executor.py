@@ -18,15 +18,42 @@ from schemas import features as F
 REPORT_FILE = "assembly.json"  # in the model artifact: what summary and showcase read
 CANARY_FILE = "canary.json"  # the same report, in the blessing artifact
 BLESSED_KEY = "blessed"
-_CATALOG_COLUMNS = (F.ITEM_ID, F.TITLE, F.PRIMARY_GENRE, F.YEAR)
+_CATALOG_COLUMNS = (F.ITEM_ID, F.TITLE, F.PRIMARY_GENRE, F.YEAR, F.ITEM_COUNT)
 
 
 def read_catalog(catalog_artifact) -> dict:
-    """Catalog columns item_id, title, genre (str) and year (int) as lists [V]."""
+    """Catalog columns item_id, title, genre (str), year and training count (int): lists [V]."""
     pattern = split_pattern(catalog_artifact, CATALOG_SPLIT)
     columns = read_columns(pattern, F.CATALOG_FEATURES, _CATALOG_COLUMNS)
     text = lambda v: v.decode() if isinstance(v, bytes) else v
     return {k: [text(v) for v in values] for k, values in columns.items()}
+
+
+def negative_correction(examples_artifact, weight: float):
+    """The final score's log q(item) term for a ranker trained on `examples_artifact`.
+
+    The artifact's custom properties say how BehaviorSequenceGen drew the ranker's
+    negatives. None (no term) when the weight is 0, the ranker had no sampled negatives
+    (ratio 0), or the artifact predates the properties (logged).
+    """
+    from models.serving.export import NegativeCorrection
+
+    if weight == 0.0:
+        return None
+    props = (F.NEGATIVE_POWER_PROPERTY, F.NEGATIVE_RATIO_PROPERTY)
+    if not all(examples_artifact.has_custom_property(p) for p in props):
+        logging.warning(
+            "RecommenderAssembler: the examples artifact %s records no %s; the final score "
+            "gets no log q term (re-run BehaviorSequenceGen to add it)",
+            examples_artifact.uri,
+            " / ".join(props),
+        )
+        return None
+    if examples_artifact.get_int_custom_property(F.NEGATIVE_RATIO_PROPERTY) == 0:
+        return None
+    power = examples_artifact.get_float_custom_property(F.NEGATIVE_POWER_PROPERTY)
+    source = f"the ranker's negative sampler (count ** {power:g}, examples artifact)"
+    return NegativeCorrection(weight=weight, power=power, source=source)
 
 
 def config_from_json(text: str) -> AssemblyConfig:
@@ -49,7 +76,8 @@ class Executor(base_executor.BaseExecutor):
         )
         index_artifact = single(input_dict["index"])
         catalog_artifact = single(input_dict["catalog"])
-        queries = load_eval_data(single(input_dict["examples"]), catalog_artifact, "eval", "")
+        examples = single(input_dict["examples"])
+        queries = load_eval_data(examples, catalog_artifact, "eval", "")
         model = single(output_dict["model"])
         info = {
             "retrieval_model": retrieval.uri,
@@ -66,6 +94,7 @@ class Executor(base_executor.BaseExecutor):
             model.uri,
             config,
             info,
+            negative_correction(examples, config.log_q_weight),
         )
         with fileio.open(os.path.join(model.uri, REPORT_FILE), "w") as f:
             json.dump(report, f, indent=2)

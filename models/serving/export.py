@@ -13,6 +13,7 @@ ScaNN's ops and needs a ScaNN-enabled TF Serving. Next to `saved_model.pb`, in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -75,6 +76,49 @@ def retrieval_weight(retrieval_dir: str, configured: float | None = None) -> tup
     return 1.0 / temperature, f"1 / temperature {temperature:g} of the retrieval model"
 
 
+@dataclasses.dataclass(frozen=True)
+class NegativeCorrection:
+    """The final score's item term: weight * log q(item), q the ranker's negative sampler.
+
+    BehaviorSequenceGen draws the ranker's negatives with probability count ** power over
+    the items' training interaction counts (the catalog's `item_count`). A classifier
+    trained against them learns log P(item | user) - log q(item) + const, so adding
+    log q(item) undoes the sampler's popularity discount (weight 1: exactly).
+
+    Attributes:
+        weight: multiple of log q(item) added to the final score (0: off).
+        power: the sampler's exponent (SequenceConfig.negative_power).
+        source: where the two came from, for export.json.
+    """
+
+    weight: float = 1.0
+    power: float = 0.75
+    source: str = "configured"
+
+    def __post_init__(self):
+        for name in ("weight", "power"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and 0.0 <= value <= 100.0):
+                raise ValueError(f"NegativeCorrection.{name}={value} not in [0, 100]")
+
+    def item_bias(self, counts) -> np.ndarray | None:
+        """weight * log q(item), float32 [V], from training interaction counts [V]; None
+        when the weight is 0. An item without training interactions is never drawn as a
+        negative (q = 0, log q = -inf); it counts as 1 here, the rarest drawn item, so it
+        stays rankable."""
+        if self.weight == 0.0:
+            return None
+        counts = np.asarray(counts, np.float64)
+        if counts.ndim != 1 or not len(counts) or np.any(~np.isfinite(counts) | (counts < 0)):
+            raise ValueError("item counts must be a non-empty vector of finite counts >= 0")
+        weights = np.maximum(counts, 1.0) ** self.power
+        log_q = np.log(weights) - np.log(weights[counts > 0].sum() or weights.sum())
+        return (self.weight * log_q).astype(np.float32)
+
+    def describe(self) -> dict:
+        return {"weight": self.weight, "power": self.power, "source": self.source}
+
+
 def catalog_in_index_order(catalog: dict, item_ids) -> dict:
     """Catalog columns (item_id, genre, year, title; any order) re-ordered to `item_ids`.
 
@@ -87,6 +131,22 @@ def catalog_in_index_order(catalog: dict, item_ids) -> dict:
         raise ValueError(f"{len(missing)} index items are not in the catalog, e.g. {missing[:5]}")
     order = np.array([position[str(item)] for item in item_ids], dtype=np.int64)
     return {name: np.asarray(values, dtype=object)[order] for name, values in catalog.items()}
+
+
+def item_bias(catalog: dict, correction: NegativeCorrection | None) -> np.ndarray | None:
+    """The final score's per-item term for catalog rows (None: no correction).
+
+    Raises:
+        ValueError: a correction is asked for and the catalog has no F.ITEM_COUNT column.
+    """
+    if correction is None or correction.weight == 0.0:
+        return None
+    if F.ITEM_COUNT not in catalog:
+        raise ValueError(
+            f"the negative-sampling correction needs the catalog's {F.ITEM_COUNT!r} column "
+            f"(BehaviorSequenceGen writes it); the catalog has {sorted(catalog)}"
+        )
+    return correction.item_bias(np.asarray(catalog[F.ITEM_COUNT], np.float64))
 
 
 def write_atomically(export_dir: str, write) -> str:
@@ -118,6 +178,7 @@ def export_variant(
     warmup: dict | None = None,
     weight: float | None = None,
     models: tuple | None = None,
+    correction: NegativeCorrection | None = None,
 ) -> str:
     """Writes one variant of the combined SavedModel to export_dir (atomically).
 
@@ -135,6 +196,8 @@ def export_variant(
         weight: the final score's retrieval weight (None: see `retrieval_weight`).
         models: (retrieval, ranking) already loaded from those two directories, so
             that exporting several variants loads each SavedModel once.
+        correction: the final score's log q(item) term (None: none); needs the
+            catalog's F.ITEM_COUNT column.
     """
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
@@ -153,10 +216,12 @@ def export_variant(
         k=k,
         n=n,
         retrieval_weight=weight,
+        item_bias=item_bias(ordered, correction),
     )
     meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
     meta["max_batch"] = module.max_batch  # serving/servable.py runs larger batches in slices
     meta.update({"retrieval_weight": weight, "retrieval_weight_source": source})
+    meta["negative_correction"] = correction.describe() if correction else None
     meta.update({"catalog_size": len(index.item_ids), **(info or {})})
 
     def write(tmp: str) -> None:

@@ -17,10 +17,14 @@ The final score chains the two stages' probabilities: the two-tower is a softmax
 catalog with logits q . c / temperature, so q . c / temperature is log P(item | user) up
 to a per-user constant; the DIN ranker estimates P(liked | user, item). Their sum
 
-    final = log(ranker probability) + retrieval_weight * (q . c),
+    final = log(ranker probability) + retrieval_weight * (q . c) + item_bias[item],
 
 with retrieval_weight = 1 / temperature, ranks by P(the user's next liked item). With
-retrieval_weight = 0 the ranker alone orders the candidates.
+retrieval_weight = 0 the ranker alone orders the candidates. `item_bias` is a constant per
+catalog item: the pipeline sets it to log q(item), q the ranker's negative-sampling
+distribution (`models.serving.export.NegativeCorrection`). A classifier trained against
+negatives drawn from q learns log P(item | user) - log q(item) + const; adding log q(item)
+undoes that popularity discount (B1 validation: +.009 to +.011 HR@10 on both data sets).
 
 Empty slots (a catalog smaller than K plus the history) hold item F.PAD and score 0.
 """
@@ -45,10 +49,12 @@ TRANSFORM_CHUNK = 4096  # catalog rows per transform_candidates call at export
 MIN_PROBABILITY = 1e-30
 
 
-def final_score(probs: tf.Tensor, retrieval_scores: tf.Tensor, retrieval_weight: float):
-    """log(max(probs, MIN_PROBABILITY)) + retrieval_weight * retrieval_scores (any shape)."""
+def final_score(probs, retrieval_scores, retrieval_weight: float, bias=None):
+    """log(max(probs, MIN_PROBABILITY)) + retrieval_weight * retrieval_scores + bias, all
+    of one shape (bias None: 0)."""
     log_p = tf.math.log(tf.maximum(probs, MIN_PROBABILITY))
-    return log_p + tf.constant(retrieval_weight, tf.float32) * retrieval_scores
+    final = log_p + tf.constant(retrieval_weight, tf.float32) * retrieval_scores
+    return final if bias is None else final + bias
 
 
 def catalog_columns(catalog: dict) -> dict:
@@ -101,10 +107,20 @@ class Recommender(tf.Module):
         k: items returned by serving_default.
         n: candidates the ranker scores.
         retrieval_weight: weight of the retrieval score in the final score (see above).
+        item_bias: float [V] aligned with the catalog, added to each item's final score
+            (None: 0; see above).
     """
 
     def __init__(
-        self, retrieval, ranking, searcher, catalog: dict, k: int, n: int, retrieval_weight=0.0
+        self,
+        retrieval,
+        ranking,
+        searcher,
+        catalog: dict,
+        k: int,
+        n: int,
+        retrieval_weight=0.0,
+        item_bias=None,
     ):
         super().__init__()
         if not np.isfinite(retrieval_weight) or retrieval_weight < 0:
@@ -113,6 +129,15 @@ class Recommender(tf.Module):
         self.max_batch = int(searcher.max_batch)
         self.retrieval_weight = float(retrieval_weight)
         size = len(catalog[F.ITEM_ID])
+        self._bias = None
+        if item_bias is not None:
+            bias = np.asarray(item_bias, np.float32)
+            if bias.shape != (size,) or not np.all(np.isfinite(bias)):
+                raise ValueError(
+                    f"item_bias must be {size} finite values (one per catalog item), got "
+                    f"shape {bias.shape} with {int(np.sum(~np.isfinite(bias)))} non-finite"
+                )
+            self._bias = tf.constant(bias)
         self.n = min(n, size)
         self.k = min(k, self.n)
         columns = catalog_columns(catalog)
@@ -185,7 +210,8 @@ class Recommender(tf.Module):
         user, seen_rows = self._query_inputs(request)
         ids, rows, retrieval_scores, valid = self._retrieve(user, seen_rows)
         probs = self._rank_rows(user, rows)
-        final = final_score(probs, retrieval_scores, self.retrieval_weight)
+        bias = None if self._bias is None else tf.gather(self._bias, rows)
+        final = final_score(probs, retrieval_scores, self.retrieval_weight, bias)
         best, keep = tf.math.top_k(
             tf.where(valid, final, -np.inf), k=tf.minimum(self.k, tf.shape(final)[1])
         )

@@ -95,15 +95,22 @@ def recommend(
     n: int,
     depth: int = 0,
     retrieval_weight: float = 0.0,
+    item_bias=None,
 ) -> dict:
     """Top k by final score among the n best unseen of the exact top `depth` (outputs of C).
 
-    final = log(max(ranker probability, MIN_PROBABILITY)) + retrieval_weight * retrieval score.
+    final = log(max(ranker probability, MIN_PROBABILITY)) + retrieval_weight * retrieval score
+    + item_bias[the item's catalog row] (item_bias None: 0).
     """
     ids, retrieval_scores = retrieve(retrieval, catalog, embeddings, request, n, depth)
     probs = rank(ranking, catalog, request, ids)
     log_p = np.log(np.maximum(probs, MIN_PROBABILITY))
-    final = np.where(ids == _PAD, -np.inf, log_p + retrieval_weight * retrieval_scores)
+    final = log_p + retrieval_weight * retrieval_scores
+    if item_bias is not None:
+        row = {item: i for i, item in enumerate(_text(catalog[F.ITEM_ID]))}
+        bias = np.asarray(item_bias, np.float32)
+        final = final + np.array([[bias[row.get(i, 0)] for i in r] for r in ids], np.float32)
+    final = np.where(ids == _PAD, -np.inf, final)
     order = np.argsort(-final, axis=1, kind="stable")[:, :k]
     best = np.take_along_axis(final, order, 1)
     filled = np.isfinite(best)

@@ -33,6 +33,13 @@ def test_rules_by_hand():
     assert tops[R.rule_name("logit", 1.0, 1.0)].tolist() == [[7, 3, -1]]
 
 
+def test_the_served_rule_orders_by_the_models_own_final_scores():
+    cands = R.Candidates(**{**_cands().__dict__, "final": np.array([[0.0, 1.0, 9.0]])})
+    tops = R.rank_by_rules(cands, temperature=0.1, log_q=np.zeros(10))
+    assert tops["served"].tolist() == [[3, 7, -1]]  # the exclusion's 9.0 does not count
+    assert "served" not in R.rank_by_rules(_cands(), temperature=0.1, log_q=np.zeros(10))
+
+
 def test_ties_keep_the_served_order():
     cands = R.Candidates(
         items=np.array([[4, 5]]), probs=np.array([[0.5, 0.5]]), retrieval=np.array([[0.1, 0.1]])

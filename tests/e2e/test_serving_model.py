@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.serving import canary, reference
+from models.serving import canary, export, reference
 from schemas import features as F
 from schemas import serving as C
 
@@ -169,7 +169,12 @@ def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
     index, catalog, n = parts["index"], parts["catalog"], parts["meta"]["n"]
     depth, weight = parts["meta"]["search_depth"], parts["meta"]["retrieval_weight"]
     models = parts["retrieval"], parts["ranking"]
-    expected = reference.recommend(*models, catalog, index.embeddings, golden, 10, n, depth, weight)
+    ordered = export.catalog_in_index_order(catalog, index.item_ids)
+    correction = export.NegativeCorrection(**parts["meta"]["negative_correction"])
+    bias = export.item_bias(ordered, correction)
+    expected = reference.recommend(
+        *models, ordered, index.embeddings, golden, 10, n, depth, weight, bias
+    )
     answer = _call(portable, C.SERVING_DEFAULT, golden)
     assert canary.compare(answer, expected, True, 1.0) == []
     # retrieve: the top N unseen items by retrieval score.
@@ -195,9 +200,17 @@ def test_the_final_score_chains_retrieval_and_ranker_probabilities(parts, golden
         temperature = json.load(f)["temperature"]
     assert parts["meta"]["retrieval_weight"] == pytest.approx(1.0 / temperature)
     assert parts["meta"]["retrieval_weight_source"].startswith("1 / temperature")
+    # + log q(item), q BehaviorSequenceGen's negative sampler: count ** 0.75 over the items
+    # with training interactions (SequenceConfig's default, read from the examples artifact).
+    assert parts["meta"]["negative_correction"]["power"] == 0.75
+    assert parts["meta"]["negative_correction"]["weight"] == 1.0
+    counts = dict(zip(parts["catalog"][F.ITEM_ID], parts["catalog"][F.ITEM_COUNT], strict=True))
+    total = sum(c**0.75 for c in counts.values() if c > 0)
+    log_q = {i.encode(): np.log(max(c, 1) ** 0.75 / total) for i, c in counts.items()}
     out = _call(portable, C.SERVING_DEFAULT, golden)
     filled = out[C.ITEM_IDS] != b""
-    want = np.log(out[C.SCORES]) + out[C.RETRIEVAL_SCORES] / temperature
+    item_log_q = np.vectorize(lambda i: log_q.get(i, 0.0))(out[C.ITEM_IDS])
+    want = np.log(out[C.SCORES]) + out[C.RETRIEVAL_SCORES] / temperature + item_log_q
     np.testing.assert_allclose(out[C.FINAL_SCORES][filled], want[filled], rtol=1e-5, atol=1e-4)
     final = np.where(filled, out[C.FINAL_SCORES], -np.inf)
     assert (np.diff(final, axis=1)[filled[:, 1:]] <= 1e-6).all()  # best first

@@ -6,6 +6,12 @@ probabilities a 0.1, b 0.5, c 0.9, d 0.2. final = log p + w * (q . c):
     w = 0:  a -2.303  b -0.693  c -0.105  d -1.609   -> c, b, d, a (the ranker alone)
     w = 2:  a -0.303  b  0.907  c  0.895  d -1.409   -> b, c, a, d
     w = 10: a  7.697  b  7.307  c  4.895  d -0.609   -> a, b, c, d (retrieval dominates)
+
+With the negative sampler's log q(item) added (training counts a 1, b 1, c 16, d 0; power
+0.5: weights 1, 1, 4 and d floored to 1; q normalised over the drawn items a, b, c, sum 6):
+log q = a -1.792, b -1.792, c -0.405, d -1.792, and at w = 2
+
+            a -2.095  b -0.885  c  0.490  d -3.201   -> c, b, a, d
 """
 
 import numpy as np
@@ -14,6 +20,7 @@ import tensorflow as tf
 
 from models.search.searchers import ExactSearcher
 from models.serving import reference
+from models.serving.export import NegativeCorrection, item_bias
 from models.serving.recommender import Recommender
 from schemas import features as F
 from schemas import serving as C
@@ -124,9 +131,14 @@ def _request(history: list[str]) -> dict:
     }
 
 
-def _serve(stages, weight: float, history: list[str], k: int = 4) -> dict:
+COUNTS = {"a": 1, "b": 1, "c": 16, "d": 0}
+LOG_Q = {"a": np.log(1 / 6), "b": np.log(1 / 6), "c": np.log(4 / 6), "d": np.log(1 / 6)}
+
+
+def _serve(stages, weight: float, history: list[str], k: int = 4, bias=None) -> dict:
     retrieval, ranker = stages
-    model = Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, k, 4, weight)
+    searcher = ExactSearcher(EMBEDDINGS, 4)
+    model = Recommender(retrieval, ranker, searcher, CATALOG, k, 4, weight, bias)
     request = _request(history)
     inputs = {key: tf.constant(request[key], spec.dtype) for key, spec in C.REQUEST_SPEC.items()}
     return {key: v.numpy() for key, v in model.serving_default(inputs).items()}
@@ -146,6 +158,46 @@ def test_the_final_score_orders_the_candidates(stages, weight, order):
     np.testing.assert_allclose(
         out[C.FINAL_SCORES][0], np.log(probs) + weight * retrieval, rtol=1e-5
     )
+
+
+def test_negative_correction_is_log_count_to_the_power_over_the_drawn_items():
+    bias = NegativeCorrection(weight=1.0, power=0.5).item_bias([COUNTS[i] for i in IDS])
+    np.testing.assert_allclose(bias, [LOG_Q[i] for i in IDS], rtol=1e-6)
+    doubled = NegativeCorrection(weight=2.0, power=0.5).item_bias([COUNTS[i] for i in IDS])
+    np.testing.assert_allclose(doubled, 2 * bias, rtol=1e-6)
+    assert NegativeCorrection(weight=0.0).item_bias([1, 2]) is None
+    with pytest.raises(ValueError, match="counts"):
+        NegativeCorrection().item_bias([1, -2])
+    with pytest.raises(ValueError, match="power"):
+        NegativeCorrection(power=float("nan"))
+    with pytest.raises(ValueError, match="item_count"):
+        item_bias(CATALOG, NegativeCorrection())
+
+
+def test_the_log_q_term_reorders_the_candidates(stages):
+    catalog = {**CATALOG, F.ITEM_COUNT: np.array([COUNTS[i] for i in IDS])}
+    bias = item_bias(catalog, NegativeCorrection(weight=1.0, power=0.5))
+    out = _serve(stages, 2.0, [], bias=bias)
+    order = [i.decode() for i in out[C.ITEM_IDS][0]]
+    assert order == ["c", "b", "a", "d"]  # "b", "c", "a", "d" without the term
+    probs = np.array([PROBS[i] for i in order])
+    retrieval = EMBEDDINGS[[IDS.index(i) for i in order], 0]
+    want = np.log(probs) + 2.0 * retrieval + np.array([LOG_Q[i] for i in order])
+    np.testing.assert_allclose(out[C.FINAL_SCORES][0], want, rtol=1e-5)
+    # The reference does the same; a seen item's slot stays empty.
+    request = _request(["b"])
+    ref = reference.recommend(*stages, CATALOG, EMBEDDINGS, request, 3, 4, 4, 2.0, bias)
+    got = _serve(stages, 2.0, ["b"], k=3, bias=bias)
+    assert [i.decode() for i in got[C.ITEM_IDS][0]] == ["c", "a", "d"]
+    np.testing.assert_array_equal(got[C.ITEM_IDS], ref[C.ITEM_IDS])
+    np.testing.assert_allclose(got[C.FINAL_SCORES], ref[C.FINAL_SCORES], rtol=1e-5)
+
+
+def test_an_item_bias_of_the_wrong_length_or_not_finite_is_refused(stages):
+    retrieval, ranker = stages
+    for bias in (np.zeros(3), np.array([0.0, np.nan, 0.0, 0.0])):
+        with pytest.raises(ValueError, match="item_bias must be 4 finite values"):
+            Recommender(retrieval, ranker, ExactSearcher(EMBEDDINGS, 4), CATALOG, 2, 4, 1.0, bias)
 
 
 def test_seen_items_leave_empty_slots_that_score_zero(stages):
