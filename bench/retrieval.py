@@ -111,7 +111,6 @@ def run_system(name: str, system, split) -> dict:
 
 def run_dataset(dataset: str, args, retrieval_config) -> tuple[dict, dict]:
     """(the dataset's system rows, details: split sizes, validation grids, seeds, ablation)."""
-    import dataclasses
 
     from bench import retrieval_served as V
     from bench import retrieval_systems as S
@@ -130,7 +129,7 @@ def run_dataset(dataset: str, args, retrieval_config) -> tuple[dict, dict]:
     rows["ease"] = rows[EASE_ROWS[ease_pick]]
     per_seed: dict[str, list[dict]] = {}
     for seed in args.seeds:
-        config = dataclasses.replace(retrieval_config, seed=seed)
+        config = retrieval_config.with_overrides(seed=seed)
         seed_dir = os.path.join(out_dir, f"seed-{seed}")
         trained = {"two_tower": S.two_tower(config, graph, seed_dir)}  # first: served reuses it
         models = V.ServedModels(graph, root, seed_dir, seed=seed, sequences=seq_cfg)
@@ -247,7 +246,7 @@ def main(argv=None) -> int:
     overrides = _overrides(args.set) | ({"epochs": 1} if args.quick else {})
     if args.quick:
         args.seeds = args.seeds[:1]
-    config = RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **overrides})
+    config = RetrievalConfig().with_overrides(overrides)
     results, details = _previous(datasets), {}
     for dataset in datasets:
         results[dataset], details[dataset] = run_dataset(dataset, args, config)

@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="RetrievalConfig override k=v")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
-    config = RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **B._overrides(args.set)})
+    config = RetrievalConfig().with_overrides(B._overrides(args.set))
     root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
     out_dir = os.path.join(os.path.dirname(root), "bench")
     _, validation, graph = B.build_splits(root, seq_cfg, out_dir)

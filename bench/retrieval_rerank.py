@@ -140,12 +140,12 @@ def main(argv=None) -> int:
 
         print(f"=== ranker {name}: {overrides}", flush=True)
         models = V.ServedModels(
-            graph, root, work, seed=config.seed, ranking=overrides, sequences=seq_cfg
+            graph, root, work, seed=config.training.seed, ranking=overrides, sequences=seq_cfg
         )
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
         cands = served_candidates(signature, validation)
-        rules = rank_by_rules(cands, config.temperature, log_q)
+        rules = rank_by_rules(cands, config.tower.temperature, log_q)
         results[name] = {
             "overrides": overrides,
             "din_eval": extras["din_eval"],

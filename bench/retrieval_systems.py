@@ -235,7 +235,7 @@ def two_tower(config, transform_graph: str, work_dir: str) -> System:
             "train_s": summary["train_seconds"],
             "examples_per_sec": summary["examples_per_sec"],
             "steps": summary["steps"],
-            "seed": config.seed,
+            "seed": config.training.seed,
             "evaluator_metrics": official["metrics"],
         }
         return top_by_score(split, query, items), extras

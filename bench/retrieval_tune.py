@@ -2,8 +2,10 @@
 
 The validation split is each user's last rating >= 4 training event, with only the
 events before it for training (see `retrieval_data.write_validation_split`). Each
-variant is a set of RetrievalConfig overrides on top of a base config; every variant
-is trained with `run_fn` and ranked over the whole catalog.
+variant is a set of RetrievalConfig overrides on top of a base config, flat (the
+former field names, as bench/results/retrieval_tuning.json records them) or nested
+(`{"training": {"epochs": 5}}`), applied by `RetrievalConfig.with_overrides`; every
+variant is trained with `run_fn` and ranked over the whole catalog.
 
     python -m bench.retrieval_tune [--dataset ml-100k] [--set k=v ...] \
         --variant 'name={"epochs": 5, "temperature": 0.1}' [--variant ...]
@@ -12,7 +14,6 @@ is trained with `run_fn` and ranked over the whole catalog.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -35,7 +36,7 @@ def run_variants(validation, graph: str, out_dir: str, base, variants: dict) -> 
 
     out = {}
     for name, overrides in variants.items():
-        config = dataclasses.replace(base, **overrides)
+        config = base.with_overrides(overrides)  # flat or nested keys
         print(f"=== variant {name}: {overrides}", flush=True)
         work = os.path.join(out_dir, "tune", f"{name}-{os.getpid()}")  # one per process
         top, extras = S.two_tower(config, graph, work)(validation)
@@ -56,10 +57,21 @@ def run_variants(validation, graph: str, out_dir: str, base, variants: dict) -> 
 
 def ablation(validation, graph: str, out_dir: str, base) -> dict:
     """The ABLATION variants that differ from the base config, on the validation split."""
-    variants = {
-        name: o for name, o in ABLATION.items() if any(getattr(base, k) != v for k, v in o.items())
-    }
-    return run_variants(validation, graph, out_dir, base, variants)
+    return run_variants(validation, graph, out_dir, base, ablation_variants(base))
+
+
+def ablation_variants(base) -> dict:
+    """The ABLATION variants that change `base` (a variant that does not apply to the
+    base's loss, e.g. mixed negatives on a pointwise base, is left out)."""
+    out = {}
+    for name, overrides in ABLATION.items():
+        try:
+            changed = base.with_overrides(overrides) != base
+        except ValueError:  # a field of another loss
+            changed = False
+        if changed:
+            out[name] = overrides
+    return out
 
 
 def table(results: dict) -> str:
@@ -88,7 +100,7 @@ def main(argv=None) -> int:
     p.add_argument("--ablation", action="store_true", help="run the ABLATION variants too")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
-    base = RetrievalConfig.from_dict({**RetrievalConfig().to_dict(), **B._overrides(args.set)})
+    base = RetrievalConfig().with_overrides(B._overrides(args.set))
     variants = {}
     for spec in args.variant:
         name, _, overrides = spec.partition("=")

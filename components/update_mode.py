@@ -2,7 +2,8 @@
 
 TFX's KFP v2 compiler cannot place a RuntimeParameter inside a dict, so the mode is a
 plain str exec property (the `update_mode` runtime parameter on KFP) that the trainer's
-executor moves into `custom_config[<family key>]["mode"]` before `run_fn` reads it.
+executor moves into `custom_config[<family key>]["mode"]` before `run_fn` reads it
+(RetrievalConfig reads that flat "mode" as `updates.mode`; flat keys win over nested).
 """
 
 from __future__ import annotations

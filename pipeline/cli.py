@@ -74,7 +74,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         seed=args.seed,
     )
     run_dir = run_directory(work_dir, args.data)
-    retrieval = dataclasses.replace(RetrievalConfig(), loss=args.retrieval_loss, mode=args.update)
+    retrieval = RetrievalConfig().with_overrides(loss=args.retrieval_loss, mode=args.update)
     return C.PipelineConfig(
         data=data,
         sequences=sequences,
@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="cap each trainer's steps (0: the model configs' epochs)",
     )
-    run.add_argument("--retrieval-loss", default=RetrievalConfig.loss, choices=LOSSES)
+    run.add_argument("--retrieval-loss", default=RetrievalConfig().loss.NAME, choices=LOSSES)
     run.add_argument(
         "--ranking-min-auc",
         type=float,

@@ -179,10 +179,11 @@ class PipelineConfig:
             raise ValueError(f"model_name {self.model_name!r} must be letters, digits, '-' or '_'")
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"name {self.name!r} must be letters, digits, '-' or '_'")
-        if self.ranking.mode != self.retrieval.mode:  # one update_mode per run (and KFP parameter)
+        # one update_mode per run (and KFP parameter)
+        if self.ranking.mode != self.retrieval.updates.mode:
             raise ValueError(
-                f"ranking.mode {self.ranking.mode!r} must equal retrieval.mode "
-                f"{self.retrieval.mode!r}: a run updates both models the same way"
+                f"ranking.mode {self.ranking.mode!r} must equal retrieval.updates.mode "
+                f"{self.retrieval.updates.mode!r}: a run updates both models the same way"
             )
         if self.tuning is not None:
             if not isinstance(self.tuning, SearchSpace):

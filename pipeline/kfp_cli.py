@@ -12,7 +12,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -96,7 +95,7 @@ def _compile(args) -> int:
     )
     config = C.PipelineConfig(
         data=data,
-        retrieval=dataclasses.replace(RetrievalConfig(), mode=args.update),
+        retrieval=RetrievalConfig().with_overrides(mode=args.update),
         pipeline_root=args.pipeline_root,
         name=args.name,
         train_steps=args.train_steps,

@@ -48,7 +48,7 @@ def parameters(config: PipelineConfig) -> dict[str, data_types.RuntimeParameter]
         RANKING_MIN_AUC: data_types.RuntimeParameter(
             RANKING_MIN_AUC, float, float(config.ranking_min_auc)
         ),
-        UPDATE_MODE: data_types.RuntimeParameter(UPDATE_MODE, str, config.retrieval.mode),
+        UPDATE_MODE: data_types.RuntimeParameter(UPDATE_MODE, str, config.retrieval.updates.mode),
     }
     for name, value in dataclasses.asdict(config.retrieval_blessing).items():
         key = RETRIEVAL_PREFIX + name

@@ -15,6 +15,7 @@ custom config exactly as given (training is unchanged).
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 
@@ -24,15 +25,15 @@ from tfx.components.trainer import executor as trainer_executor
 from components import baseline_inputs as B
 from components import update_mode as U
 from components.hard_negative_miner import mining
-from models.retrieval.config import CUSTOM_CONFIG_KEY
+from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig, SampledSoftmax
 
 HARD_NEGATIVES_KEY, UPDATE_MODE = "hard_negatives", U.UPDATE_MODE
-MINED_PATH_FIELD = "mined_negatives_path"
-_NO_MINED_LOSSES = ("sampled_softmax",)  # RetrievalConfig refuses a mined file with these
+MINED_PATH_FIELD = "mined_negatives_path"  # in RetrievalConfig.updates
+_NO_MINED_LOSSES = (SampledSoftmax,)  # RetrievalConfig refuses a mined file with these
 
 
 def with_mined_negatives(custom_config: dict | None, path: str | None) -> dict | None:
-    """The custom config with `path` as the retrieval config's mined_negatives_path.
+    """The custom config with `path` as the retrieval config's updates.mined_negatives_path.
 
     Args:
         custom_config: the Trainer's custom_config ({CUSTOM_CONFIG_KEY: {...}}), or None.
@@ -40,28 +41,28 @@ def with_mined_negatives(custom_config: dict | None, path: str | None) -> dict |
 
     Returns:
         `custom_config` itself when path is None, has no user line, or the loss cannot
-        use explicit negatives; otherwise a copy with the path set (replacing any
-        path given in the config).
+        use explicit negatives; otherwise a copy whose retrieval config (written in
+        the nested form) has the path set, replacing any path given in the config.
     """
     if not path:
         return custom_config
     if not mining.has_negatives(path):
         logging.info("RetrievalTrainer: %s holds no hard negatives: training unchanged", path)
         return custom_config
-    retrieval = dict((custom_config or {}).get(CUSTOM_CONFIG_KEY) or {})
-    if retrieval.get("loss") in _NO_MINED_LOSSES:
+    config = RetrievalConfig.from_dict((custom_config or {}).get(CUSTOM_CONFIG_KEY) or {})
+    if isinstance(config.loss, _NO_MINED_LOSSES):
         logging.warning(
             "RetrievalTrainer: loss=%r takes no explicit negatives; %s is not used",
-            retrieval["loss"],
+            config.loss.NAME,
             path,
         )
         return custom_config
-    previous = retrieval.get(MINED_PATH_FIELD)
+    previous = config.updates.mined_negatives_path
     if previous and previous != path:
         logging.warning("RetrievalTrainer: %s replaces %s=%s", path, MINED_PATH_FIELD, previous)
-    retrieval[MINED_PATH_FIELD] = path
+    config = config.with_overrides({"updates": {MINED_PATH_FIELD: path}})
     result = copy.deepcopy(dict(custom_config or {}))
-    result[CUSTOM_CONFIG_KEY] = retrieval
+    result[CUSTOM_CONFIG_KEY] = config.to_dict()
     logging.info("RetrievalTrainer: training with hard negatives from %s", path)
     return result
 
@@ -75,8 +76,14 @@ def mined_file(input_dict) -> str | None:
 
 
 def with_update_mode(exec_properties: Mapping) -> dict:
-    """A copy of the exec properties with UPDATE_MODE moved into custom_config["retrieval"]."""
-    return U.with_update_mode(exec_properties, CUSTOM_CONFIG_KEY)
+    """A copy of the exec properties with UPDATE_MODE moved into the retrieval config's
+    updates.mode (custom_config["retrieval"], rewritten in the nested form)."""
+    props = U.with_update_mode(exec_properties, CUSTOM_CONFIG_KEY)
+    if exec_properties.get(UPDATE_MODE) is None:
+        return props
+    custom = json.loads(props[U.CUSTOM_CONFIG])
+    custom[CUSTOM_CONFIG_KEY] = RetrievalConfig.from_dict(custom[CUSTOM_CONFIG_KEY]).to_dict()
+    return {**props, U.CUSTOM_CONFIG: json.dumps(custom, sort_keys=True)}
 
 
 class Executor(B.BaselineInputsMixin, trainer_executor.GenericExecutor):

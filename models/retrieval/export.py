@@ -113,7 +113,7 @@ def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
     with tf.io.gfile.GFile(os.path.join(extra, updates.VOCAB_FILE), "w") as f:
         json.dump(vocabs, f)
     with tf.io.gfile.GFile(os.path.join(extra, MODEL_INFO_FILE), "w") as f:
-        json.dump({"temperature": float(model.config.temperature)}, f)
+        json.dump({"temperature": float(model.config.tower.temperature)}, f)
     return export_item_embeddings(model, vocabs[F.ITEM_ID], item_embeddings_path(serving_model_dir))
 
 

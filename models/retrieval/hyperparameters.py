@@ -3,8 +3,9 @@
 TFX's Tuner writes the best KerasTuner `HyperParameters.get_config()` as its
 `best_hyperparameters` artifact; the Trainer hands that dict to `run_fn` as
 `fn_args.hyperparameters`. `apply_hyperparameters` turns it into RetrievalConfig
-fields, so the tuned run trains exactly what the best trial trained. No
-hyperparameters leaves the config as it is.
+fields (by their former flat names, through `RetrievalConfig.with_overrides`), so
+the tuned run trains exactly what the best trial trained. No hyperparameters
+leaves the config as it is.
 
 custom_config of the Tuner = {CUSTOM_CONFIG_KEY: RetrievalConfig.to_dict(),
 TUNING_KEY: SearchSpace.to_dict()}.
@@ -53,7 +54,7 @@ class SearchSpace:
                 raise ValueError(f"SearchSpace.{name} has repeated values: {list(values)}")
             for value in values:  # the config names the field of a bad value
                 try:
-                    RetrievalConfig(**{name: value})
+                    RetrievalConfig().with_overrides({name: value})
                 except ValueError as e:
                     raise ValueError(f"SearchSpace.{name}: {e}") from None
         if self.max_trials < 1:
@@ -61,14 +62,14 @@ class SearchSpace:
 
     def check(self, config: RetrievalConfig) -> None:
         """Fails, naming the value, when a choice cannot build a model of `config`."""
-        if config.history.kind != SELF_ATTENTION:
+        if config.tower.history.kind != SELF_ATTENTION:
             return
-        heads = config.history.num_heads
+        heads = config.tower.history.num_heads
         bad = [d for d in self.embedding_dim if d % heads]
         if bad:
             raise ValueError(
                 f"SearchSpace.embedding_dim {bad} are not multiples of "
-                f"RetrievalConfig.history.num_heads={heads}"
+                f"RetrievalConfig.tower.history.num_heads={heads}"
             )
 
     def declare(self, hp) -> None:
@@ -129,4 +130,4 @@ def apply_hyperparameters(config: RetrievalConfig, hyperparameters) -> Retrieval
         raise ValueError(f"hyperparameters: unknown name(s) {unknown}; tunable are {list(TUNABLE)}")
     if not values:
         return config
-    return dataclasses.replace(config, **values)
+    return config.with_overrides(values)

@@ -115,7 +115,7 @@ def tapas_sampled_softmax_loss(
 
 
 def model_loss(model, query, ids, training) -> tf.Tensor:
-    """RetrievalModel's sampled-softmax loss with TAPAS resampling (config.adaptive_top_m > 0).
+    """RetrievalModel's sampled-softmax loss with TAPAS resampling (config.loss.adaptive_top_m > 0).
 
     Args:
         model: a RetrievalModel (its softmax sampler, catalog and candidate tower).
@@ -123,24 +123,24 @@ def model_loss(model, query, ids, training) -> tf.Tensor:
         ids: [B] int64 positive item ids.
         training: passed to the candidate tower.
     """
-    cfg = model.config
-    draws, _ = model.softmax_sampler.sample_tf(cfg.num_sampled)
+    cfg, loss = model.config, model.config.loss
+    draws, _ = model.softmax_sampler.sample_tf(loss.num_sampled)
     sampled, _ = tf.unique(draws)  # TF1 sampled uniquely; counts below are for that
     unique, local = tf.unique(tf.concat([ids, sampled], axis=0))
     weights = model.embed_items(unique, training)  # the needed rows of the [V, D] weights
     batch = tf.shape(ids)[0]
     probs = model._softmax_probs
-    sampled_log_q = unique_log_expected_count(tf.gather(probs, sampled), cfg.num_sampled)
-    positive_log_q = unique_log_expected_count(tf.gather(probs, ids), cfg.num_sampled)
+    sampled_log_q = unique_log_expected_count(tf.gather(probs, sampled), loss.num_sampled)
+    positive_log_q = unique_log_expected_count(tf.gather(probs, ids), loss.num_sampled)
     return tapas_sampled_softmax_loss(
         query,
         weights,
         local[:batch],
         local[batch:],
-        sampled_log_q if cfg.log_q else tf.zeros_like(sampled_log_q),
-        num_resampled=cfg.adaptive_top_m,
-        resampling_temperature=cfg.adaptive_temperature,
-        temperature=cfg.temperature,
-        positive_log_q=positive_log_q if cfg.log_q else None,
-        remove_hits=cfg.remove_accidental_hits,
+        sampled_log_q if cfg.negatives.log_q else tf.zeros_like(sampled_log_q),
+        num_resampled=loss.adaptive_top_m,
+        resampling_temperature=loss.adaptive_temperature,
+        temperature=cfg.tower.temperature,
+        positive_log_q=positive_log_q if cfg.negatives.log_q else None,
+        remove_hits=cfg.negatives.remove_accidental_hits,
     )

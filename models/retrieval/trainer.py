@@ -56,18 +56,21 @@ def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, tra
         training: resample, shuffle and drop the last partial batch.
     """
     ds = data.make_dataset(files, tft_output, _READ_BATCH, shuffle=False, num_epochs=1)
-    weight = config.non_positive_weight if training else 0.0
+    positives, seed = config.positives, config.training.seed
+    weight = positives.non_positive_weight if training else 0.0
     ds = ds.map(lambda batch: positive_rows(batch, weight)).unbatch()
     if training:
         keep = repeat = None
-        if config.downsample_threshold > 0:
-            keep = samplers.positive_keep_probability(counts, config.downsample_threshold)
-        if config.cold_boost > 1.0:
-            repeat = samplers.cold_item_weights(counts, config.cold_min_count, config.cold_boost)
+        if positives.downsample_threshold > 0:
+            keep = samplers.positive_keep_probability(counts, positives.downsample_threshold)
+        if positives.cold_boost > 1.0:
+            repeat = samplers.cold_item_weights(
+                counts, positives.cold_min_count, positives.cold_boost
+            )
         if keep is not None or repeat is not None:
-            ds = samplers.resample_positives(ds, keep, repeat, seed=config.seed)
-        ds = ds.shuffle(10_000, seed=config.seed, reshuffle_each_iteration=True)
-    return ds.batch(config.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+            ds = samplers.resample_positives(ds, keep, repeat, seed=seed)
+        ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(config.training.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
 def positive_rows(batch: dict, non_positive_weight: float = 0.0) -> dict:
@@ -146,10 +149,10 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
     pretrained, users, users_report = user_vectors.pretrained_tables(
         config, fn_args.train_files, tft_output, sizes
     )
-    mined = None
-    if config.mined_negatives_path:
+    mined, update = None, config.updates
+    if update.mined_negatives_path:
         mined = updates.load_mined_negatives(
-            config.mined_negatives_path, tft_output, config.max_mined_per_user
+            update.mined_negatives_path, tft_output, update.max_mined_per_user
         )
     model = build_model(
         config,
@@ -161,22 +164,22 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
         history_length=requests.history_length(tft_output.raw_feature_spec()),
         pretrained_users=users,
     )
-    info, epochs = {"mode": config.mode, "base_model": fn_args.base_model}, config.epochs
+    info, epochs = {"mode": update.mode, "base_model": fn_args.base_model}, config.training.epochs
     if users_report:
         info["pretrained_users"] = users_report
     if fn_args.base_model:
-        strict = config.mode == "incremental"  # the id tables must follow their ids
+        strict = update.mode == "incremental"  # the id tables must follow their ids
         report = updates.warm_start(model, fn_args.base_model, tft_output, strict=strict)
         info["warm_start"] = {k: len(v) for k, v in report.items()}
         if report["refused"]:  # tables that could not follow a vocabulary change: fresh
             info["warm_start_refused"] = report["refused"]
             print(f"warm start refused (fresh tables): {report['refused']}")
         epochs = 1  # the day's data, once
-        if config.mode == "incremental":
+        if update.mode == "incremental":
             info["trainable_variables"] = updates.train_id_embeddings_only(model)
             compile_model(model)
         print(f"warm start from {fn_args.base_model}: {info['warm_start']}")
-    elif config.mode == "incremental":
+    elif update.mode == "incremental":
         print("mode=incremental without a base model: training every weight from scratch")
     return model, epochs, {**info, "vocab_sizes": sizes, "counts": counts}
 
@@ -204,7 +207,7 @@ def run_fn(fn_args) -> None:
     model, epochs, info = prepare_model(config, fn_args, tft_output)
     info["hyperparameters"] = tuned
     counts = info.pop("counts")
-    steps = _steps(fn_args.train_steps, config.steps_per_epoch, epochs)
+    steps = _steps(fn_args.train_steps, config.training.steps_per_epoch, epochs)
     train = positives_dataset(fn_args.train_files, tft_output, config, counts, training=True)
     train = train.repeat() if steps else train
     validation, val_steps = None, None
@@ -212,11 +215,11 @@ def run_fn(fn_args) -> None:
         validation = positives_dataset(
             fn_args.eval_files, tft_output, config, counts, training=False
         )
-        val_steps = fn_args.eval_steps or config.eval_steps or None
+        val_steps = fn_args.eval_steps or config.training.eval_steps or None
         validation = validation.repeat() if val_steps else validation
-    log = TrainingLog(config.batch_size, epochs, every=max(1, (steps or 250) // 5))
+    log = TrainingLog(config.training.batch_size, epochs, every=max(1, (steps or 250) // 5))
     print(
-        f"training the two-tower model: loss={config.loss}, {epochs} epoch(s), "
+        f"training the two-tower model: loss={config.loss.NAME}, {epochs} epoch(s), "
         f"steps/epoch={steps or 'one pass'}"
     )
     started = time.perf_counter()
@@ -256,15 +259,17 @@ def write_reports(model, config, log: TrainingLog, seconds: float, info: dict, r
         **info,
         "steps": steps,
         "train_seconds": seconds,
-        "examples_per_sec": steps * config.batch_size / max(seconds, 1e-9),
+        "examples_per_sec": steps * config.training.batch_size / max(seconds, 1e-9),
         "final_loss": log.epochs[-1]["loss"] if log.epochs else None,
         "final_step_loss": log.step_losses[-1] if steps else None,
         "epochs": log.epochs,
-        "embedding_memory": embedding_memory(model, info["vocab_sizes"], config.embedding_dim),
+        "embedding_memory": embedding_memory(
+            model, info["vocab_sizes"], config.tower.embedding_dim
+        ),
     }
     with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2, default=float)
-    plot_curve(log, os.path.join(run_dir, CURVE_FILE), config.loss)
+    plot_curve(log, os.path.join(run_dir, CURVE_FILE), config.loss.NAME)
     print(
         f"summary: {steps} steps, final loss {summary['final_loss']}, "
         f"{summary['examples_per_sec']:,.0f} examples/s -> {run_dir}"

@@ -37,6 +37,7 @@ from tfx.components.tuner.component import TunerFnResult
 
 from models.common import data
 from models.retrieval import trainer
+from models.retrieval.config.overrides import flat_value
 from models.retrieval.hyperparameters import (
     TUNABLE,
     TUNING_KEY,
@@ -146,7 +147,7 @@ def train_model(config, fn_args, tft_output):
     """Builds and trains a model as run_fn does (no export). Returns (model, info)."""
     model, epochs, info = trainer.prepare_model(config, fn_args, tft_output)
     counts = info.pop("counts")
-    steps = trainer._steps(fn_args.train_steps, config.steps_per_epoch, epochs)
+    steps = trainer._steps(fn_args.train_steps, config.training.steps_per_epoch, epochs)
     train = trainer.positives_dataset(
         fn_args.train_files, tft_output, config, counts, training=True
     )
@@ -170,7 +171,7 @@ class BaselineFirstOracle(kt.oracles.RandomSearchOracle):
 
 def baseline_values(config, space: SearchSpace) -> dict | None:
     """The config's tunable values when each is one of the space's choices, else None."""
-    values = {name: getattr(config, name) for name in TUNABLE}
+    values = {name: flat_value(config, name) for name in TUNABLE}
     return values if all(v in getattr(space, n) for n, v in values.items()) else None
 
 

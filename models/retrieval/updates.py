@@ -163,28 +163,30 @@ def pretrained_matrix(
     "item2vec" trains skip-gram vectors on the transformed train files (see
     `item2vec_sentences`); any other value is a `load_pretrained` file.
     """
-    if not config.pretrained:
+    if not config.embeddings.pretrained:
         return None
     vocab = read_vocabularies(tft_output)[F.ITEM_ID]
     vectors, dim = pretrained_vectors(config, train_files, tft_output, vocab)
-    matrix, covered = item2vec.init_matrix(vectors, vocab, dim, config.seed, num_rows=num_rows)
-    print(f"pretrained item vectors ({config.pretrained}): {covered}/{len(vocab)} items covered")
+    seed, source = config.training.seed, config.embeddings.pretrained
+    matrix, covered = item2vec.init_matrix(vectors, vocab, dim, seed, num_rows=num_rows)
+    print(f"pretrained item vectors ({source}): {covered}/{len(vocab)} items covered")
     return matrix
 
 
 def pretrained_vectors(config: RetrievalConfig, train_files, tft_output, vocab) -> tuple:
-    """({item id: vector}, dim) of config.pretrained: item2vec, or a file ("init" mode:
+    """({item id: vector}, dim) of embeddings.pretrained: item2vec, or a file ("init" mode:
     every vector must have embedding_dim; an error names the first line that has not)."""
-    init = config.pretrained_mode == "init"
-    dim = config.embedding_dim if init else config.pretrained_dim
-    if config.pretrained == ITEM2VEC:
+    emb = config.embeddings
+    init = emb.pretrained_mode == "init"
+    dim = config.tower.embedding_dim if init else emb.pretrained_dim
+    if emb.pretrained == ITEM2VEC:
         batches = data.make_dataset(train_files, tft_output, 1024, shuffle=False, num_epochs=1)
-        sentences = item2vec_sentences(batches, vocab, config.item2vec_window)
+        sentences = item2vec_sentences(batches, vocab, emb.item2vec_window)
         cfg = item2vec.Item2VecConfig(
-            dim=dim, window=1, epochs=config.item2vec_epochs, seed=config.seed
+            dim=dim, window=1, epochs=emb.item2vec_epochs, seed=config.training.seed
         )
         return item2vec.train_item2vec(sentences, cfg), dim
-    vectors = item2vec.load_pretrained(config.pretrained, expected_dim=dim if init else None)
+    vectors = item2vec.load_pretrained(emb.pretrained, expected_dim=dim if init else None)
     return vectors, len(next(iter(vectors.values())))
 
 

@@ -1,10 +1,10 @@
 """Pretrained user-id vectors for the query tower (DSSM fine-tuned from pretrained embeddings).
 
-`RetrievalConfig.pretrained_users` picks the source:
+`RetrievalConfig.embeddings.pretrained_users` picks the source:
 - a file keyed by user id, in the item file's format (`id<TAB>v1 v2 ...`, see
   `item2vec.load_pretrained`): malformed rows and wrong dimensions fail naming the line;
 - MEAN_OF_ITEMS: a user's vector is the mean of the pretrained item vectors
-  (`RetrievalConfig.pretrained`) of the distinct items of the user's positive
+  (`embeddings.pretrained`) of the distinct items of the user's positive
   training events (label 1 in the Trainer's train split: sampled ranker negatives
   are not interactions, and eval events are never read).
 The modes are the items' (`pretrained_mode`): "init" initialises the user id table
@@ -104,17 +104,18 @@ def pretrained_tables(config, train_files, tft_output, vocab_sizes: dict) -> tup
     """(item matrix or None, user matrix or None, report) for build_model.
 
     The item matrix is `updates.pretrained_matrix`'s; the user matrix follows
-    config.pretrained_users (module docstring). The report (also printed) holds
+    embeddings.pretrained_users (module docstring). The report (also printed) holds
     the user source's coverage and unknown ids.
     """
     vocabs = updates.read_vocabularies(tft_output)
     num_items, num_users = vocab_sizes[F.ITEM_ID], vocab_sizes[F.USER_ID]
     items = covered = None
-    if config.pretrained:
+    emb, seed = config.embeddings, config.training.seed
+    if emb.pretrained:
         vectors, _ = updates.pretrained_vectors(config, train_files, tft_output, vocabs[F.ITEM_ID])
-        items, covered, item_report = align(vectors, vocabs[F.ITEM_ID], num_items, config.seed)
-        print(f"pretrained item vectors ({config.pretrained}): {item_report}")
-    source = config.pretrained_users
+        items, covered, item_report = align(vectors, vocabs[F.ITEM_ID], num_items, seed)
+        print(f"pretrained item vectors ({emb.pretrained}): {item_report}")
+    source = emb.pretrained_users
     if not source:
         return items, None, {}
     if source == MEAN_OF_ITEMS:
@@ -124,14 +125,14 @@ def pretrained_tables(config, train_files, tft_output, vocab_sizes: dict) -> tup
             num_users,
             num_items,
         )
-        users, user_covered = mean_of_items(user_items, items, covered, num_users, config.seed)
+        users, user_covered = mean_of_items(user_items, items, covered, num_users, seed)
         report = {"source": source, "users_with_positives": len(user_items)}
         report.update(vocabulary=len(vocabs[F.USER_ID]), covered=int(user_covered.sum()))
     else:
-        init = config.pretrained_mode == "init"
-        dim = config.embedding_dim if init else None  # "init": the user table's width
+        init = emb.pretrained_mode == "init"
+        dim = config.tower.embedding_dim if init else None  # "init": the user table's width
         vectors = item2vec.load_pretrained(source, expected_dim=dim)
-        users, _, report = align(vectors, vocabs[F.USER_ID], num_users, config.seed + 1)
+        users, _, report = align(vectors, vocabs[F.USER_ID], num_users, seed + 1)
         report = {"source": source, **report}
     print(f"pretrained user vectors: {report}")
     return items, users, report
@@ -139,7 +140,7 @@ def pretrained_tables(config, train_files, tft_output, vocab_sizes: dict) -> tup
 
 def fixed_table(config, pretrained_users) -> FixedEmbedding | None:
     """The fixed [U, P] user table of "input" mode (None otherwise or without vectors)."""
-    if pretrained_users is None or config.pretrained_mode != "input":
+    if pretrained_users is None or config.embeddings.pretrained_mode != "input":
         return None
     rows, dim = np.shape(pretrained_users)
     return FixedEmbedding(rows, dim, name="pretrained_users")
@@ -147,7 +148,7 @@ def fixed_table(config, pretrained_users) -> FixedEmbedding | None:
 
 def load(model, table, pretrained_users) -> None:
     """Writes [U, P] vectors into `table` (the fixed table, or the user id table in
-    "init" mode, which then joins model.frozen_variables if config.freeze_steps)."""
+    "init" mode, which then joins model.frozen_variables if embeddings.freeze_steps)."""
     table.set_weights([np.asarray(pretrained_users, np.float32)])
-    if not isinstance(table, FixedEmbedding) and model.config.freeze_steps:
+    if not isinstance(table, FixedEmbedding) and model.config.embeddings.freeze_steps:
         model.frozen_variables = list(model.frozen_variables) + list(table.trainable_weights)

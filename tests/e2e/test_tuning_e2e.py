@@ -9,6 +9,7 @@ import os
 import pytest
 
 from models.retrieval.config import RetrievalConfig
+from models.retrieval.config.overrides import flat_value
 from models.retrieval.hyperparameters import TUNABLE, SearchSpace
 from pipeline import cli, local_runner, summary
 from pipeline.pipeline import RETRIEVAL_TRAINER, RETRIEVAL_TUNER
@@ -42,6 +43,7 @@ def test_the_trainer_trains_with_the_tuners_best_hyperparameters(tmp_path):
     assert trials[0]["score"] == max(t["score"] for t in trials)
     trained = only(os.path.join(root, RETRIEVAL_TRAINER, "model_run", "*", "training_summary.json"))
     assert trained["hyperparameters"] == best["values"]
-    assert {name: trained["config"][name] for name in TUNABLE} == best["values"]
-    assert trained["config"]["embedding_dim"] != RetrievalConfig.embedding_dim
+    tuned = RetrievalConfig.from_dict(trained["config"])
+    assert {name: flat_value(tuned, name) for name in TUNABLE} == best["values"]
+    assert tuned.tower.embedding_dim != RetrievalConfig().tower.embedding_dim
     assert len(trained["epochs"]) == best["values"]["epochs"]  # no base model: tuned epochs

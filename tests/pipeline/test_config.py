@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from models.retrieval.config import SampledSoftmax
 from pipeline import cli
 from pipeline import config as C
 from schemas import features as F
@@ -75,7 +76,8 @@ def test_cli_builds_a_config(tmp_path):
     config = cli.build_config(cli._parser().parse_args(argv))
     assert config.sequences.rating_threshold is None and config.sequences.cutoff_timestamp == 100
     assert config.data.interaction_span == 2
-    assert (config.retrieval.mode, config.retrieval.loss) == ("incremental", "sampled_softmax")
+    assert config.retrieval.updates.mode == "incremental"
+    assert isinstance(config.retrieval.loss, SampledSoftmax)
     assert config.ranking.mode == "incremental"
     assert config.data.column_mapping == {F.INTERACTIONS: {F.USER_ID: "customer"}}
     assert config.pipeline_root.startswith(str(tmp_path / "w"))

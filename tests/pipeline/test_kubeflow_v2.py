@@ -237,8 +237,9 @@ def test_update_mode_goes_into_the_retrieval_custom_config(config):
     patched = with_update_mode(props)
     assert "update_mode" not in patched
     before, after = json.loads(props["custom_config"]), json.loads(patched["custom_config"])
-    assert before["retrieval"]["mode"] == "full" and after["retrieval"]["mode"] == "incremental"
-    after["retrieval"]["mode"] = "full"
+    before_mode, after_mode = before["retrieval"]["updates"], after["retrieval"]["updates"]
+    assert before_mode["mode"] == "full" and after_mode["mode"] == "incremental"
+    after_mode["mode"] = "full"
     assert after == before  # nothing else changed
     assert with_update_mode({"custom_config": "{}", "update_mode": None}) == {"custom_config": "{}"}
     with pytest.raises(ValueError, match="update_mode='weekly'"):
@@ -334,7 +335,7 @@ def test_kfp_container_entrypoint_reads_the_parameters_the_executors_apply(spec)
     assert '"lower_bound": 0.7' in with_min_auc(props)["eval_config"]
     props = exec_properties("retrieval_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
     custom = json.loads(with_update_mode(props)["custom_config"])
-    assert custom["retrieval"]["mode"] == "incremental"
+    assert custom["retrieval"]["updates"]["mode"] == "incremental"
     props = exec_properties("ranking_trainer", {P.UPDATE_MODE: {"string_value": "incremental"}})
     custom = json.loads(U.with_update_mode(props, "ranking")["custom_config"])
     assert custom["ranking"]["mode"] == "incremental" and "retrieval" not in custom

@@ -53,7 +53,9 @@ def test_tuner_feeds_the_retrieval_trainer_its_best_hyperparameters(config):
 
 
 def test_invalid_tuning_fails_before_the_pipeline_starts(config):
-    attention = RetrievalConfig(history=HistoryEncoderSpec(kind="self_attention", num_heads=3))
+    attention = RetrievalConfig().with_overrides(
+        history=HistoryEncoderSpec(kind="self_attention", num_heads=3)
+    )
     with pytest.raises(ValueError, match=r"embedding_dim \[16, 32, 64\].*num_heads=3"):
         dataclasses.replace(config, retrieval=attention, tuning=SearchSpace())
     with pytest.raises(ValueError, match="tuning must be a SearchSpace"):

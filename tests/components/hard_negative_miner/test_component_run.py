@@ -237,7 +237,7 @@ def test_retrieval_trainer_received_the_mined_file(mined):
     tsv = os.path.join(out, mining.TSV_FILE)
     run_dir = _latest(root, "retrieval_trainer_mined", "model_run")
     recorded = json.load(open(os.path.join(run_dir, SUMMARY_FILE)))
-    assert recorded["config"]["mined_negatives_path"] == tsv
+    assert recorded["config"]["updates"]["mined_negatives_path"] == tsv
     model = _latest(root, "retrieval_trainer_mined", "model")
     assert os.path.exists(os.path.join(model, "Format-Serving", "saved_model.pb"))
 

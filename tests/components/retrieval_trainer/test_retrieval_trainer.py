@@ -8,11 +8,12 @@ from tfx import types
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from components import update_mode
 from components.hard_negative_miner import mining
 from components.hard_negative_miner.component import HardNegativeMiner, HardNegatives
 from components.retrieval_trainer import executor
 from components.retrieval_trainer.component import RETRIEVAL_RUN_FN, RetrievalTrainer
-from models.retrieval.config import CUSTOM_CONFIG_KEY
+from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
 
 
 def _trainer(**kwargs):
@@ -44,12 +45,13 @@ def _tsv(tmp_path, text):
 
 def test_a_non_empty_file_is_put_into_the_retrieval_config(tmp_path):
     path = _tsv(tmp_path, "u1\ta b\n")
-    given = {CUSTOM_CONFIG_KEY: {"epochs": 2}, "other": 1}
+    given = {CUSTOM_CONFIG_KEY: {"epochs": 2}, "other": 1}  # a former flat config
     out = executor.with_mined_negatives(given, path)
-    assert out == {CUSTOM_CONFIG_KEY: {"epochs": 2, "mined_negatives_path": path}, "other": 1}
+    expected = RetrievalConfig().with_overrides(epochs=2, mined_negatives_path=path)
+    assert out == {CUSTOM_CONFIG_KEY: expected.to_dict(), "other": 1}  # the nested form
     assert given == {CUSTOM_CONFIG_KEY: {"epochs": 2}, "other": 1}  # not mutated
     assert executor.with_mined_negatives(None, path) == {
-        CUSTOM_CONFIG_KEY: {"mined_negatives_path": path}
+        CUSTOM_CONFIG_KEY: RetrievalConfig().with_overrides(mined_negatives_path=path).to_dict()
     }
 
 
@@ -61,8 +63,17 @@ def test_no_input_or_an_empty_file_leaves_the_config_unchanged(tmp_path, text):
 
 
 def test_sampled_softmax_does_not_get_the_file(tmp_path):
-    given = {CUSTOM_CONFIG_KEY: {"loss": "sampled_softmax"}}
-    assert executor.with_mined_negatives(given, _tsv(tmp_path, "u1\ta\n")) is given
+    for loss in ("sampled_softmax", {"type": "sampled_softmax", "num_sampled": 64}):
+        given = {CUSTOM_CONFIG_KEY: {"loss": loss}}
+        assert executor.with_mined_negatives(given, _tsv(tmp_path, "u1\ta\n")) is given
+
+
+def test_the_update_mode_parameter_wins_over_the_nested_config():
+    nested = RetrievalConfig().with_overrides(mode="full").to_dict()
+    props = {"custom_config": json.dumps({CUSTOM_CONFIG_KEY: nested}), "update_mode": "incremental"}
+    custom = json.loads(executor.with_update_mode(props)["custom_config"])
+    assert RetrievalConfig.from_dict(custom[CUSTOM_CONFIG_KEY]).updates.mode == "incremental"
+    assert update_mode.UPDATE_MODE == "update_mode"
 
 
 def test_mined_file_path_from_the_input_dict():

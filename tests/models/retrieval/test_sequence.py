@@ -172,7 +172,7 @@ def test_position_loss_by_hand_softmax_over_the_distinct_next_items():
     q = model.query_tower.prefix_queries(batch, tf.constant(select)).numpy()  # [3, D]
     items = model.embed_items(tf.constant([2, 1], tf.int64)).numpy()  # [2, D]
     probs = model.item_probs[[2, 1]]
-    logits = q @ items.T / model.config.temperature - np.log(probs)[None, :]
+    logits = q @ items.T / model.config.tower.temperature - np.log(probs)[None, :]
     labels = [0, 1, 0]
     log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     expected = -np.mean([log_softmax[r, c] for r, c in enumerate(labels)])

@@ -1,6 +1,5 @@
 """run_fn end to end on tiny_data, the exported SavedModel, warm start and incremental updates."""
 
-import dataclasses
 import glob
 import json
 import os
@@ -15,7 +14,9 @@ from models.retrieval import export, trainer, updates
 from models.retrieval.config import RetrievalConfig
 from schemas import features as F
 
-BASE = RetrievalConfig(batch_size=32, epochs=2, steps_per_epoch=6, num_mixed_negatives=16)
+BASE = RetrievalConfig().with_overrides(
+    batch_size=32, epochs=2, steps_per_epoch=6, num_mixed_negatives=16
+)
 
 
 def fn_args(tiny_data, root, config, base_model=None):
@@ -35,8 +36,7 @@ def fn_args(tiny_data, root, config, base_model=None):
 def first_run(tiny_data, tmp_path_factory):
     """run_fn with item2vec-initialised items and mean-of-items users (frozen 2 steps)
     and mixed negatives."""
-    config = dataclasses.replace(
-        BASE,
+    config = BASE.with_overrides(
         pretrained="item2vec",
         freeze_steps=2,
         item2vec_epochs=1,
@@ -62,11 +62,11 @@ def test_run_fn_writes_model_curve_and_summary(first_run):
     assert summary["examples_per_sec"] > 0 and np.isfinite(summary["final_loss"])
     memory = summary["embedding_memory"]
     assert memory[F.ITEM_ID]["full_bytes"] == memory[F.ITEM_ID]["bytes"] > 0
-    assert summary["config"]["pretrained"] == "item2vec"
+    assert summary["config"]["embeddings"]["pretrained"] == "item2vec"
     users = summary["pretrained_users"]
     assert users["source"] == "mean_of_items" and 0 < users["covered"] <= users["vocabulary"]
     npz = np.load(export.item_embeddings_path(first_run.serving_model_dir))
-    assert npz["embeddings"].shape == (len(npz["ids"]), BASE.output_dim)
+    assert npz["embeddings"].shape == (len(npz["ids"]), BASE.tower.output_dim)
     assert npz["ids"][0] == summary_vocab(first_run)[0]
     np.testing.assert_allclose(np.linalg.norm(npz["embeddings"], axis=1), 1.0, rtol=1e-5)
 
@@ -135,7 +135,7 @@ def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
         history_item_ids=tf.constant([["no-such-item"] * 25 + [""] * 5, [""] * 30]),
         history_genres=tf.constant([["Nope"] * 25 + [""] * 5, [""] * 30]),
     )["embedding"].numpy()
-    assert query.shape == (2, BASE.output_dim) and np.all(np.isfinite(query))
+    assert query.shape == (2, BASE.tower.output_dim) and np.all(np.isfinite(query))
     short = loaded.signatures["query_embedding"](
         user_id=tf.constant(["u"]),
         age=tf.constant([30], tf.int64),
@@ -145,7 +145,7 @@ def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
         history_item_ids=tf.zeros([1, 0], tf.string),
         history_genres=tf.zeros([1, 0], tf.string),
     )["embedding"]
-    assert short.shape == (1, BASE.output_dim)
+    assert short.shape == (1, BASE.tower.output_dim)
     candidate = loaded.signatures["candidate_embedding"](
         item_id=tf.constant(["brand-new", ""]),
         genres=tf.constant([["Space Opera", ""], ["", ""]]),
@@ -180,7 +180,7 @@ def test_warm_start_loads_weights(exported, tiny_data):
 def test_warm_start_skips_tables_of_another_width(exported, tiny_data):
     """A changed embedding size must not break the next run: those tables start fresh."""
     _, tft_output, _, args = exported
-    narrow = dataclasses.replace(BASE, embedding_dim=8)
+    narrow = BASE.with_overrides(embedding_dim=8)
     fresh, _, _ = trainer.prepare_model(narrow, args, tft_output)
     report = updates.warm_start(fresh, args.serving_model_dir, tft_output)
     id_tables = {
@@ -203,7 +203,7 @@ def test_incremental_update_changes_only_id_embeddings(first_run, tiny_data, tmp
     path = tmp_path / "mined.tsv"
     vocab = updates.read_vocabularies(tft.TFTransformOutput(tiny_data.transform_graph))
     path.write_text("".join(f"{u}\t{vocab[F.ITEM_ID][3]}\n" for u in vocab[F.USER_ID]))
-    config = dataclasses.replace(BASE, mode="incremental", mined_negatives_path=str(path))
+    config = BASE.with_overrides(mode="incremental", mined_negatives_path=str(path))
     args = fn_args(tiny_data, str(tmp_path), config, base_model=first_run.serving_model_dir)
     trainer.run_fn(args)
     before = saved_variables(first_run.serving_model_dir)

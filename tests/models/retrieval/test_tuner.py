@@ -1,7 +1,6 @@
 """The tuned hyperparameters -> RetrievalConfig override, the objective by hand, and
 tuner_fn's search on tiny data."""
 
-import dataclasses
 import json
 import math
 import os
@@ -13,6 +12,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.retrieval import trainer, tuner
 from models.retrieval.config import RetrievalConfig
+from models.retrieval.config.overrides import flat_value
 from models.retrieval.hyperparameters import (
     TUNABLE,
     TUNING_KEY,
@@ -22,7 +22,9 @@ from models.retrieval.hyperparameters import (
 from models.retrieval.sequence import HistoryEncoderSpec
 from schemas import features as F
 
-BASE = RetrievalConfig(batch_size=32, steps_per_epoch=3, num_mixed_negatives=16, seed=4)
+BASE = RetrievalConfig().with_overrides(
+    batch_size=32, steps_per_epoch=3, num_mixed_negatives=16, seed=4
+)
 TUNED = {"embedding_dim": 16, "temperature": 0.1, "epochs": 1, "learning_rate": 0.03}
 
 
@@ -37,12 +39,11 @@ def test_hyperparameters_override_exactly_the_tuned_fields():
     hp = keras_tuner_hp(TUNED)
     for given in (hp, hp.get_config(), json.loads(json.dumps(hp.get_config())), TUNED):
         config = apply_hyperparameters(BASE, given)
-        assert (config.embedding_dim, config.temperature) == (16, 0.1)
-        assert (config.epochs, config.learning_rate) == (1, 0.03)
-        untouched = {k: v for k, v in config.to_dict().items() if k not in TUNABLE}
-        assert untouched == {k: v for k, v in BASE.to_dict().items() if k not in TUNABLE}
+        assert (config.tower.embedding_dim, config.tower.temperature) == (16, 0.1)
+        assert (config.training.epochs, config.training.learning_rate) == (1, 0.03)
+        assert config == BASE.with_overrides(TUNED)  # nothing else changed
     partial = apply_hyperparameters(BASE, {"temperature": 0.02})
-    assert partial == dataclasses.replace(BASE, temperature=0.02)
+    assert partial == BASE.with_overrides(temperature=0.02)
 
 
 def test_no_hyperparameters_leave_the_config_unchanged():
@@ -53,7 +54,7 @@ def test_no_hyperparameters_leave_the_config_unchanged():
 def test_bad_hyperparameters_fail_naming_them():
     with pytest.raises(ValueError, match=r"unknown name\(s\) \['dropout'\]"):
         apply_hyperparameters(BASE, {"dropout": 0.1})
-    with pytest.raises(ValueError, match="RetrievalConfig.epochs must be >= 1"):
+    with pytest.raises(ValueError, match="RetrievalConfig.training.epochs must be >= 1"):
         apply_hyperparameters(BASE, {"values": {"epochs": 0}})
     with pytest.raises(ValueError, match="got list"):
         apply_hyperparameters(BASE, [("epochs", 2)])
@@ -71,7 +72,7 @@ def test_search_space_validation_and_round_trip():
         "epochs": [2, 3, 5],
         "learning_rate": [0.003, 0.01, 0.03],
     }
-    with pytest.raises(ValueError, match="SearchSpace.temperature: RetrievalConfig.temperature"):
+    with pytest.raises(ValueError, match="SearchSpace.temperature: RetrievalConfig.tower.temp"):
         SearchSpace(temperature=(0.05, 0.0))
     with pytest.raises(ValueError, match="SearchSpace.epochs is empty"):
         SearchSpace(epochs=())
@@ -81,7 +82,9 @@ def test_search_space_validation_and_round_trip():
         SearchSpace(max_trials=0)
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['dims'\]"):
         SearchSpace.from_dict({"dims": [8]})
-    attention = RetrievalConfig(history=HistoryEncoderSpec(kind="self_attention", num_heads=4))
+    attention = RetrievalConfig().with_overrides(
+        history=HistoryEncoderSpec(kind="self_attention", num_heads=4)
+    )
     SearchSpace(embedding_dim=(16, 32)).check(attention)
     with pytest.raises(ValueError, match=r"\[18\] are not multiples"):
         SearchSpace(embedding_dim=(16, 18)).check(attention)
@@ -169,7 +172,7 @@ def test_tuner_fn_searches_two_trials_within_the_space(tiny_data, tmp_path):
     result.tuner.search(**result.fit_kwargs)
     trials = list(result.tuner.oracle.trials.values())
     assert len(trials) == 2 and {t.status for t in trials} == {"COMPLETED"}
-    assert trials[0].hyperparameters.values == {n: getattr(BASE, n) for n in TUNABLE}
+    assert trials[0].hyperparameters.values == {n: flat_value(BASE, n) for n in TUNABLE}
     assert trials[1].hyperparameters.values != trials[0].hyperparameters.values
     scores = [t.score for t in trials]
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -180,16 +183,18 @@ def test_tuner_fn_searches_two_trials_within_the_space(tiny_data, tmp_path):
     assert result.tuner.oracle.get_best_trials(1)[0].score == max(scores)
     # What TFX writes as best_hyperparameters is what the Trainer then applies.
     config = apply_hyperparameters(BASE, json.loads(json.dumps(best.get_config())))
-    assert {name: getattr(config, name) for name in TUNABLE} == best.values
+    assert {name: flat_value(config, name) for name in TUNABLE} == best.values
 
 
 def test_baseline_only_when_every_value_is_in_the_space():
-    assert tuner.baseline_values(BASE, SearchSpace()) == {n: getattr(BASE, n) for n in TUNABLE}
+    assert tuner.baseline_values(BASE, SearchSpace()) == {n: flat_value(BASE, n) for n in TUNABLE}
     assert tuner.baseline_values(BASE, SearchSpace(epochs=(1, 2))) is None
 
 
 def test_tuner_fn_refuses_a_space_the_model_cannot_build(tiny_data, tmp_path):
-    attention = RetrievalConfig(history=HistoryEncoderSpec(kind="self_attention", num_heads=3))
+    attention = RetrievalConfig().with_overrides(
+        history=HistoryEncoderSpec(kind="self_attention", num_heads=3)
+    )
     with pytest.raises(ValueError, match="not multiples"):
         tuner.tuner_fn(tuner_args(tiny_data, str(tmp_path), SearchSpace(), attention))
 
@@ -211,7 +216,8 @@ def test_run_fn_trains_with_the_tuned_hyperparameters(tiny_data, tmp_path):
     with open(tmp_path / "run" / trainer.SUMMARY_FILE) as f:
         summary = json.load(f)
     assert summary["hyperparameters"] == TUNED
-    assert {name: summary["config"][name] for name in TUNABLE} == TUNED
-    assert len(summary["epochs"]) == 1 and summary["steps"] == BASE.steps_per_epoch
+    trained = RetrievalConfig.from_dict(summary["config"])
+    assert {name: flat_value(trained, name) for name in TUNABLE} == TUNED
+    assert len(summary["epochs"]) == 1 and summary["steps"] == BASE.training.steps_per_epoch
     rows = summary["vocab_sizes"][F.ITEM_ID]
     assert summary["embedding_memory"][F.ITEM_ID]["bytes"] == rows * 16 * 4  # float32 [V, 16]

@@ -69,13 +69,17 @@ def test_file_errors_name_the_line(tmp_path):
 
 def test_config_checks():
     with pytest.raises(ValueError, match="pretrained_users 'mean_of_items' needs pretrained"):
-        RetrievalConfig(pretrained_users="mean_of_items")
+        RetrievalConfig().with_overrides(pretrained_users="mean_of_items")
     from models.common.embeddings import QR, EmbeddingSpec
 
     with pytest.raises(ValueError, match="pretrained_mode 'init' with pretrained_users"):
-        RetrievalConfig(pretrained_users="u.tsv", user_embedding=EmbeddingSpec(kind=QR))
+        RetrievalConfig().with_overrides(
+            pretrained_users="u.tsv", user_embedding=EmbeddingSpec(kind=QR)
+        )
     qr = EmbeddingSpec(kind=QR)
-    RetrievalConfig(pretrained_users="u.tsv", pretrained_mode="input", user_embedding=qr)
+    RetrievalConfig().with_overrides(
+        pretrained_users="u.tsv", pretrained_mode="input", user_embedding=qr
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,7 @@ def tiny(tiny_data):
         tiny_data.transformed("train"), tft_output, 512, shuffle=False, num_epochs=1
     )
     catalog = ItemCatalog.from_batches(scan, sizes[F.ITEM_ID])
-    cfg = RetrievalConfig(batch_size=32)
+    cfg = RetrievalConfig().with_overrides(batch_size=32)
     ds = positives_dataset(tiny_data.transformed("train"), tft_output, cfg, counts, training=True)
     files = tiny_data.transformed("train")
     batches = list(ds.take(6))
@@ -111,7 +115,7 @@ def _train(model, batches, steps):
 def test_frozen_user_table_moves_only_after_the_freeze_steps(tiny):
     rows = tiny["sizes"][F.USER_ID]
     users = np.random.default_rng(3).normal(size=(rows, 32)).astype(np.float32)
-    cfg = RetrievalConfig(batch_size=32, pretrained_users="u.tsv", freeze_steps=3)
+    cfg = RetrievalConfig().with_overrides(batch_size=32, pretrained_users="u.tsv", freeze_steps=3)
     model = _build(cfg, tiny, pretrained_users=users)
     table = model.query_tower.user_embedding.weights[0]
     np.testing.assert_array_equal(table.numpy(), users)
@@ -126,7 +130,9 @@ def test_frozen_user_table_moves_only_after_the_freeze_steps(tiny):
 def test_input_mode_feeds_fixed_user_vectors(tiny):
     rows = tiny["sizes"][F.USER_ID]
     users = np.random.default_rng(4).normal(size=(rows, 5)).astype(np.float32)
-    cfg = RetrievalConfig(batch_size=32, pretrained_users="u.tsv", pretrained_mode="input")
+    cfg = RetrievalConfig().with_overrides(
+        batch_size=32, pretrained_users="u.tsv", pretrained_mode="input"
+    )
     model = _build(cfg, tiny, pretrained_users=users)
     fixed = model.query_tower.pretrained_users
     assert fixed is not None and not fixed.trainable_weights
@@ -146,13 +152,15 @@ def test_pretrained_tables_from_files(tiny, tmp_path, capsys):
     known = vocabs[F.USER_ID][:3]
     path = tmp_path / "users.tsv"
     path.write_text("".join(f"{u}\t1 2 3 4\n" for u in known) + "nobody\t0 0 0 0\n")
-    cfg = RetrievalConfig(pretrained_users=str(path), pretrained_mode="input")
+    cfg = RetrievalConfig().with_overrides(pretrained_users=str(path), pretrained_mode="input")
     items, users, report = _tables(cfg, tiny)
     assert items is None and users.shape == (tiny["sizes"][F.USER_ID], 4)
     np.testing.assert_array_equal(users[:3], [[1, 2, 3, 4]] * 3)
     assert report["unknown_ids"] == 1 and report["covered"] == 3
     assert "'unknown_ids': 1" in capsys.readouterr().out
-    cfg = RetrievalConfig(pretrained_users=str(path), embedding_dim=8)  # "init": width 8
+    cfg = RetrievalConfig().with_overrides(
+        pretrained_users=str(path), embedding_dim=8
+    )  # "init": width 8
     with pytest.raises(ValueError, match=r"users.tsv, line 1 .*dimension 4, expected 8"):
         _tables(cfg, tiny)
 
@@ -163,7 +171,7 @@ def test_pretrained_tables_mean_of_items(tiny, tmp_path):
     item_file = tmp_path / "items.tsv"
     vectors = {i: rng.normal(size=8) for i in vocabs[F.ITEM_ID][::2]}  # half the items
     item2vec.save_pretrained(str(item_file), vectors)
-    cfg = RetrievalConfig(
+    cfg = RetrievalConfig().with_overrides(
         pretrained=str(item_file), pretrained_users="mean_of_items", embedding_dim=8
     )
     items, users, report = _tables(cfg, tiny)
