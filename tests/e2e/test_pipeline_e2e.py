@@ -131,7 +131,7 @@ def test_second_run_is_judged_against_run_1s_baseline_and_the_push_follows_the_g
     # Other tower sizes (nothing to warm-start) and one training step.
     worse = dataclasses.replace(
         config,
-        retrieval=dataclasses.replace(config.retrieval, embedding_dim=8, output_dim=8),
+        retrieval=config.retrieval.with_overrides({"embedding_dim": 8, "output_dim": 8}),
         ranking=dataclasses.replace(config.ranking, item_dim=8),
         train_steps=1,
     )
