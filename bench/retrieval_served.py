@@ -148,14 +148,12 @@ def correction(sequences=None, log_q_weight: float | None = None):
     `sequences` (a SequenceConfig; None: its defaults). None when off."""
     from components.behavior_sequence_gen.sequences import SequenceConfig
     from components.recommender_assembler.config import AssemblyConfig
-    from models.serving.export import NegativeCorrection
+    from models.serving.export import negative_correction
 
     sequences = sequences or SequenceConfig()
     weight = AssemblyConfig().log_q_weight if log_q_weight is None else log_q_weight
-    if weight == 0.0 or sequences.negative_ratio == 0:
-        return None
-    source = f"the ranker's negative sampler (count ** {sequences.negative_power:g})"
-    return NegativeCorrection(weight=weight, power=sequences.negative_power, source=source)
+    power, ratio = sequences.negative_power, sequences.negative_ratio
+    return negative_correction(weight, power, ratio, "SequenceConfig")
 
 
 def served(models: ServedModels, variant: str) -> S.System:

@@ -36,7 +36,7 @@ def negative_correction(examples_artifact, weight: float):
     negatives. None (no term) when the weight is 0, the ranker had no sampled negatives
     (ratio 0), or the artifact predates the properties (logged).
     """
-    from models.serving.export import NegativeCorrection
+    from models.serving.export import negative_correction as correction
 
     if weight == 0.0:
         return None
@@ -49,11 +49,9 @@ def negative_correction(examples_artifact, weight: float):
             " / ".join(props),
         )
         return None
-    if examples_artifact.get_int_custom_property(F.NEGATIVE_RATIO_PROPERTY) == 0:
-        return None
     power = examples_artifact.get_float_custom_property(F.NEGATIVE_POWER_PROPERTY)
-    source = f"the ranker's negative sampler (count ** {power:g}, examples artifact)"
-    return NegativeCorrection(weight=weight, power=power, source=source)
+    ratio = examples_artifact.get_int_custom_property(F.NEGATIVE_RATIO_PROPERTY)
+    return correction(weight, power, ratio, "examples artifact")
 
 
 def config_from_json(text: str) -> AssemblyConfig:

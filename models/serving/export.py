@@ -119,6 +119,18 @@ class NegativeCorrection:
         return {"weight": self.weight, "power": self.power, "source": self.source}
 
 
+def negative_correction(
+    weight: float, power: float, ratio: int, where: str
+) -> NegativeCorrection | None:
+    """The log q(item) term of a ranker whose negatives were drawn `ratio` per positive
+    with probability count ** `power` (`where` says where that was read); None when the
+    weight is 0 or the ranker had no sampled negatives."""
+    if weight == 0.0 or ratio == 0:
+        return None
+    source = f"the ranker's negative sampler (count ** {power:g}, {where})"
+    return NegativeCorrection(weight=weight, power=power, source=source)
+
+
 def catalog_in_index_order(catalog: dict, item_ids) -> dict:
     """Catalog columns (item_id, genre, year, title; any order) re-ordered to `item_ids`.
 

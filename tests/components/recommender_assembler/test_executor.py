@@ -41,3 +41,14 @@ def test_assembly_config_refuses_a_negative_weight():
 
     with pytest.raises(ValueError, match="log_q_weight"):
         AssemblyConfig(log_q_weight=-1.0)
+
+
+def test_the_bench_builds_the_same_term_from_a_sequence_config():
+    from bench.retrieval_served import correction
+    from components.behavior_sequence_gen.sequences import SequenceConfig
+
+    term = correction(SequenceConfig(negative_power=0.5))
+    want = negative_correction(_examples(power=0.5, ratio=2), weight=1.0)
+    assert (term.weight, term.power) == (want.weight, want.power) == (1.0, 0.5)
+    assert correction(SequenceConfig(negative_ratio=0)) is None
+    assert correction(SequenceConfig(), log_q_weight=0.0) is None
