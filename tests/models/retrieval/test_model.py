@@ -76,7 +76,9 @@ def test_towers_shapes_and_unit_norm():
     deep = build_model(small(tower_depth=3, tower_width=7), SIZES, COUNTS)
     assert [d.units for d in deep.query_tower.hidden] == [7, 7, 7]
     np.testing.assert_allclose(
-        model.score(query, cand), query @ tf.transpose(cand) / 0.05, rtol=1e-5
+        model.score(query, cand),
+        query @ tf.transpose(cand) / model.config.tower.temperature,
+        rtol=1e-5,
     )
 
 
@@ -180,10 +182,10 @@ def test_log_q_uses_item_positive_counts(tiny):
     q, c = model.query_tower(batch), model.candidate_tower(batch)
     ids = batch[ITEM].numpy()
     expected = losses.listwise_loss(
-        q, c, temperature=0.05, log_q=np.log(32 * counts[ids] / counts.sum())
+        q, c, temperature=cfg.tower.temperature, log_q=np.log(32 * counts[ids] / counts.sum())
     )
     np.testing.assert_allclose(model.compute_loss(batch), expected, rtol=1e-5)
-    plain = losses.listwise_loss(q, c, temperature=0.05)
+    plain = losses.listwise_loss(q, c, temperature=cfg.tower.temperature)
     assert not np.isclose(float(plain), float(expected))
 
 
@@ -203,7 +205,7 @@ def test_mixed_negatives_get_their_own_log_q(tiny, monkeypatch):
     p, s = model.item_probs, model.negative_sampler.probs  # data and count**0.75 distributions
     log_q = np.r_[np.log(32 * p[batch[ITEM].numpy()]), np.log(3 * s[[0, 5, 9]])]
     cands = tf.concat([c, model.embed_items(sampled)], axis=0)
-    expected = losses.listwise_loss(q, cands, temperature=0.05, log_q=log_q)
+    expected = losses.listwise_loss(q, cands, temperature=cfg.tower.temperature, log_q=log_q)
     np.testing.assert_allclose(model.compute_loss(batch), expected, rtol=1e-5)
     counts = tiny["counts"][: len(s)]
     np.testing.assert_allclose(s, counts**0.75 / (counts**0.75).sum(), rtol=1e-6)
