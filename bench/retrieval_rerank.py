@@ -13,6 +13,13 @@ negatives drawn from q learns log P(i | user) - log q(i), so + log q(i) undoes t
     python -m bench.retrieval_rerank --dataset synthetic \\
         --ranking 'default={}' --ranking 'reg={"epochs": 2, "mba_lambda": 0.1}'
 
+A variant may train DIN against negatives from the retrieval stage (issue 18 lever 4):
+`"retrieved_negatives_path": "RETRIEVED"` stands for a TSV of each validation user's
+two-tower top 100 (the user's training items excluded), which this harness writes.
+
+    python -m bench.retrieval_rerank --dataset ml-100k --ranking 'default={}' \
+        --ranking 'retrieved50={"retrieved_negatives_path": "RETRIEVED"}'
+
 It never reads the test split. Figures go to stdout and, with --out, to JSON.
 """
 
@@ -29,6 +36,7 @@ import numpy as np
 WEIGHTS = (0.0, 1.0, 2.0, 4.0)  # w: multiples of 1 / temperature on the retrieval score
 LOG_Q = (0.0, 1.0)  # a: weight of log q(i)
 NEGATIVE_POWER = 0.75  # SequenceConfig.negative_power's default
+RETRIEVED = "RETRIEVED"  # a variant's stand-in for the harness's retrieved-items TSV
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +138,7 @@ def main(argv=None) -> int:
     _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
     work = os.path.join(out_dir, f"rerank-{os.getpid()}")
     top, _ = S.two_tower(config, graph, work)(validation)
+    retrieved = write_retrieved(top, validation, os.path.join(work, "retrieved.tsv"))
     x, _ = validation.interactions(False)
     log_q = negative_log_q(np.asarray(x.sum(axis=0)).ravel())
     results = {"two_tower_exact": _metrics(top, validation)}
@@ -139,8 +148,9 @@ def main(argv=None) -> int:
         from schemas import serving as C
 
         print(f"=== ranker {name}: {overrides}", flush=True)
+        ranking = {k: (retrieved if v == RETRIEVED else v) for k, v in overrides.items()}
         models = V.ServedModels(
-            graph, root, work, seed=config.training.seed, ranking=overrides, sequences=seq_cfg
+            graph, root, work, seed=config.training.seed, ranking=ranking, sequences=seq_cfg
         )
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
@@ -157,6 +167,19 @@ def main(argv=None) -> int:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
     return 0
+
+
+def write_retrieved(top: np.ndarray, split, path: str) -> str:
+    """Writes each query user's retrieved items (`top` [Q, K] catalog indices, -1 empty)
+    as the TSV `RankingConfig.retrieved_negatives_path` reads; returns `path`."""
+    from bench import retrieval_systems as S
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        for user, row in zip(S.query_users(split.data), top, strict=True):
+            items = " ".join(str(split.item_ids[i]) for i in row if i >= 0)
+            f.write(f"{user}\t{items}\n")
+    return path
 
 
 def _metrics(top: np.ndarray, split) -> dict:

@@ -57,6 +57,12 @@ class RankingConfig:
         batch_size: training batch size.
         epochs: passes over the training data (when the Trainer gives no train_steps).
         seed: seed of weight initialisation and shuffling.
+        retrieved_negatives_path: a TSV (`user_id<TAB>item_id item_id ...`) of the items
+            the retriever returns per user; None trains against BehaviorSequenceGen's
+            popularity-sampled negatives only (models/ranking/retrieved.py).
+        retrieved_negative_share: with a retrieved file, the probability that a sampled
+            negative is replaced by an item drawn from its user's retrieved list.
+        retrieved_per_user: at most this many retrieved items per user are read.
     """
 
     item_dim: int = 32
@@ -83,6 +89,9 @@ class RankingConfig:
     batch_size: int = 1024
     epochs: int = 5
     seed: int = 0
+    retrieved_negatives_path: str | None = None
+    retrieved_negative_share: float = 0.5
+    retrieved_per_user: int = 100
 
     def __post_init__(self):
         for name in ("item_dim", "genre_dim", "feature_dim", "batch_size", "epochs"):
@@ -105,6 +114,12 @@ class RankingConfig:
         _check("dropout", 0 <= self.dropout < 1, "in [0, 1)")
         _check("learning_rate", self.learning_rate > 0, "> 0")
         _check("seed", isinstance(self.seed, int) and self.seed >= 0, "an int >= 0")
+        path = self.retrieved_negatives_path
+        _check("retrieved_negatives_path", path is None or isinstance(path, str), "a str or None")
+        share = self.retrieved_negative_share
+        _check("retrieved_negative_share", 0.0 <= share <= 1.0, "in [0, 1]")
+        per_user = self.retrieved_per_user
+        _check("retrieved_per_user", isinstance(per_user, int) and per_user >= 1, "an int >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (tuples become lists, embedding specs nested dicts)."""

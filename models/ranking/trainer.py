@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 import tf_keras
 
 from models.common.data import make_dataset, vocab_sizes
-from models.ranking import export, warm_start
+from models.ranking import export, retrieved, warm_start
 from models.ranking.config import FULL_UPDATE, INCREMENTAL, RankingConfig, from_custom_config
 from models.ranking.gauc import auc, gauc
 from models.ranking.model import RankingModel, build_model, compile_ranker, feature_counts
@@ -124,6 +124,50 @@ def _warm_start(model, base_model: str | None, tft_output, log, incremental: boo
     return {"base_model": base_model, **report}
 
 
+def training_data(config: RankingConfig, tft_output, train_files, sizes, repeat: bool, log=print):
+    """The shuffled training batches, with retrieved negatives swapped in when the config
+    names a retrieved file (models/ranking/retrieved.py); (dataset, report or None)."""
+    data = make_dataset(
+        train_files,
+        tft_output,
+        config.batch_size,
+        num_epochs=None if repeat else 1,
+        seed=config.seed,
+    )
+    if not config.retrieved_negatives_path:
+        return data, None
+    from models.retrieval.updates import load_mined_negatives
+
+    lists = load_mined_negatives(
+        config.retrieved_negatives_path, tft_output, config.retrieved_per_user
+    )
+    batches = make_dataset(train_files, tft_output, 4096, shuffle=False, num_epochs=1)
+    table = retrieved.candidate_table(
+        ({k: v.numpy() for k, v in b.items() if k in retrieved.TABLE_KEYS} for b in batches),
+        sizes[F.ITEM_ID],
+    )
+    users = int((lists >= 0).any(axis=1).sum())
+    report = {
+        "path": config.retrieved_negatives_path,
+        "share": config.retrieved_negative_share,
+        "users_with_a_list": users,
+        "mean_list_length": float((lists >= 0).sum() / max(users, 1)),
+        "items_known_as_candidates": int(table.known.sum()),
+    }
+    log(
+        f"[ranking] retrieved negatives: {users} users with a list (mean "
+        f"{report['mean_list_length']:.1f} items), share {config.retrieved_negative_share:g}"
+    )
+    constant, seed = tf.constant(lists, tf.int64), tf.constant(config.seed, tf.int64)
+    share = config.retrieved_negative_share
+    data = data.enumerate().map(
+        lambda i, f: retrieved.swap_in_retrieved(f, constant, table, share, tf.stack([seed, i])),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return data, report
+
+
 def train(
     config: RankingConfig,
     tft_output: tft.TFTransformOutput,
@@ -170,12 +214,8 @@ def train(
         lambda: evaluate(model, eval_ds, eval_steps, predict), epochs, config.batch_size, log
     )
     # With train_steps the data repeats and each epoch is per_epoch steps; else full passes.
-    data = make_dataset(
-        train_files,
-        tft_output,
-        config.batch_size,
-        num_epochs=None if train_steps else 1,
-        seed=config.seed,
+    data, retrieved_report = training_data(
+        config, tft_output, train_files, sizes, repeat=bool(train_steps), log=log
     )
     model.fit(
         data,
@@ -197,6 +237,7 @@ def train(
         "eval": {k[len("eval_") :]: v for k, v in last.items() if k.startswith("eval_")},
         "history": progress.history,
         "warm_start": warm,
+        "retrieved_negatives": retrieved_report,
     }
     return TrainResult(model, summary)
 
