@@ -38,6 +38,17 @@ def test_every_recorded_override_set_still_applies():
         RetrievalConfig().with_overrides(overrides)  # raises, naming the field, if not
 
 
+def test_every_recorded_ranking_override_set_still_applies(tmp_path):
+    from bench.retrieval_rerank import RETRIEVED
+    from models.ranking.config import RankingConfig
+
+    sets = [v for _, k, v in _recorded() if k == "ranking_overrides" and isinstance(v, dict)]
+    assert len(sets) >= 3
+    for overrides in sets:
+        given = {k: (str(tmp_path) if v == RETRIEVED else v) for k, v in overrides.items()}
+        RankingConfig.from_dict(given)  # raises, naming the field, if not
+
+
 def test_every_recorded_command_builds_its_variants():
     commands = [
         v for _, k, v in _recorded() if k.startswith("command") and "retrieval_tune" in str(v)
