@@ -171,14 +171,15 @@ def main(argv=None) -> int:
 
 def write_retrieved(top: np.ndarray, split, path: str) -> str:
     """Writes each query user's retrieved items (`top` [Q, K] catalog indices, -1 empty)
-    as the TSV `RankingConfig.retrieved_negatives_path` reads; returns `path`."""
+    as the HardNegativeMiner's TSV, which `RankingConfig.retrieved_negatives_path`
+    reads; returns `path`."""
     from bench import retrieval_systems as S
+    from components.hard_negative_miner import mining
 
+    rows = [[int(i) for i in row if i >= 0] for row in top]
+    lists = mining.negatives_by_user(S.query_users(split.data), rows, split.item_ids)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        for user, row in zip(S.query_users(split.data), top, strict=True):
-            items = " ".join(str(split.item_ids[i]) for i in row if i >= 0)
-            f.write(f"{user}\t{items}\n")
+    mining.write_atomic(path, mining.format_tsv(lists))
     return path
 
 

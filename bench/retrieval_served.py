@@ -53,7 +53,7 @@ class ServedModels:
         self.correction = correction(sequences, log_q_weight)
 
     def retrieval_dir(self, split: S.Split) -> str:
-        path = os.path.join(self.work_dir, f"two_tower-{split.name}", "model", "Format-Serving")
+        path = S.two_tower_dir(self.work_dir, split.name)
         if not os.path.exists(os.path.join(path, "saved_model.pb")):
             raise FileNotFoundError(f"no two-tower SavedModel at {path}: run two_tower first")
         return path

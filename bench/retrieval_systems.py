@@ -196,6 +196,16 @@ def tune_most_popular(validation: Split) -> tuple[bool, list[dict]]:
     return EVENT_SETS[best["events"]], grid
 
 
+def two_tower_root(work_dir: str, split_name: str) -> str:
+    """Where `two_tower` trains the model of a split; its SavedModel is `two_tower_dir`."""
+    return os.path.join(work_dir, f"two_tower-{split_name}")
+
+
+def two_tower_dir(work_dir: str, split_name: str) -> str:
+    """The SavedModel `two_tower` exports for a split."""
+    return os.path.join(two_tower_root(work_dir, split_name), "model", "Format-Serving")
+
+
 def two_tower(config, transform_graph: str, work_dir: str) -> System:
     """Trains the two-tower with `run_fn` on the split's training files, then exact search.
 
@@ -210,13 +220,13 @@ def two_tower(config, transform_graph: str, work_dir: str) -> System:
         from models.retrieval import trainer
         from models.retrieval.config import CUSTOM_CONFIG_KEY
 
-        root = os.path.join(work_dir, f"two_tower-{split.name}")
+        root = two_tower_root(work_dir, split.name)
         tf.io.gfile.rmtree(root) if tf.io.gfile.exists(root) else None
         args = FnArgs(
             train_files=[split.train_files],
             eval_files=[],
             transform_output=transform_graph,
-            serving_model_dir=os.path.join(root, "model", "Format-Serving"),
+            serving_model_dir=two_tower_dir(work_dir, split.name),
             model_run_dir=os.path.join(root, "model_run"),
             base_model=None,
             custom_config={CUSTOM_CONFIG_KEY: config.to_dict()},
