@@ -24,7 +24,7 @@ KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
 
 .PHONY: help setup run run-beam run-movielens tune test test-fast lint clean bench-pipeline bench-ranking \
-	bench-retrieval bench-index bench-env bench-serving serve query kfp-compile kfp-local image
+	bench-retrieval bench-index bench-env bench-serving bench-scale serve query kfp-compile kfp-local image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
@@ -39,6 +39,7 @@ help:
 	@echo "make bench-index    B3: ScaNN vs exact, Faiss (IVF-Flat, IVF-PQ, HNSW), hnswlib at 10k/100k/1M items (QUICK=1: 10k, 100k)"
 	@echo "make bench-env      only install B3's peers (bench/requirements-ann.txt) into $(ANN_ENV)"
 	@echo "make bench-serving  B4: gRPC server latency/throughput at 10k/100k items (QUICK=1: 10k only)"
+	@echo "make bench-scale    B6: cold pipeline at 100K and 1M events, data stages at 10M; time per component, exponents, peak RSS (QUICK=1: 20K, 100K)"
 	@echo "make serve          TF-Serving-compatible gRPC :PORT + REST :REST_PORT server of MODEL_BASE_PATH"
 	@echo "make query          ask it (or any TF Serving): USER=42 HISTORY='50 172' K=10 [SIGNATURE= JSON=1]"
 	@echo "make kfp-compile    write the KFP v2 / Vertex AI IR to $(KFP_OUT) (KFP_IMAGE, KFP_PIPELINE_ROOT, KFP_DATA_ROOT, BEAM_ARGS)"
@@ -117,6 +118,9 @@ bench-index: setup bench-env
 
 bench-serving: setup
 	$(PY) -m bench.serving $(QUICK_FLAG)
+
+bench-scale: setup
+	$(PY) -m bench.scale $(QUICK_FLAG)
 
 clean:
 	rm -rf .work

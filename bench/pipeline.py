@@ -104,11 +104,13 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_once(data: str, tag: str, workers: int) -> dict:
-    """One cold run in a child process; returns wall time, peak RSS and component times."""
+def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
+    """One cold run in a child process; returns wall time, peak RSS and component times
+    (and, when the run got that far, the index's metrics and the push decision).
+    `extra_args` go to `python -m pipeline run`, e.g. ("--until", "Transform")."""
     with tempfile.TemporaryDirectory() as work:
         cmd = [sys.executable, "-m", "pipeline", "run", "--data", data, "--work-dir", work]
-        cmd += ["--no-cache", "--workers", str(workers)]
+        cmd += ["--no-cache", "--workers", str(workers), *extra_args]
         cpu_before, start = _children_cpu_s(), time.time()
         proc = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -136,6 +138,7 @@ def run_once(data: str, tag: str, workers: int) -> dict:
         "peak_processes": rss.peak_processes,
         "components": {k: v["seconds"] for k, v in summary["components"].items()},
         "counts": summary["counts"],
+        **{k: summary[k] for k in ("index", "push") if summary.get(k)},
     }
 
 

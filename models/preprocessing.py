@@ -16,6 +16,9 @@ from schemas import features as F
 
 SECONDS_PER_DAY = 86400
 PADDING_INDEX = -1
+# Transform's custom_config key: keep the most frequent N items (tft.vocabulary top_k);
+# the rest hash into the F.ITEM_OOV_BUCKETS buckets after them. Absent: every item.
+ITEM_VOCABULARY_SIZE = "item_vocabulary_size"
 
 
 def _not_pad(x: tf.Tensor) -> tf.Tensor:
@@ -60,12 +63,12 @@ def _genres(inputs):
     return out
 
 
-def _items(inputs):
+def _items(inputs, top_k: int | None = None):
     item_id = _dense(inputs[F.ITEM_ID], "")
     history = inputs[F.HISTORY_ITEM_IDS]
     label = _dense(inputs[F.LABEL], 0)
     vocab = tft.vocabulary(
-        tf.concat([item_id, _not_pad(history)], axis=0), vocab_filename=F.ITEM_VOCAB
+        tf.concat([item_id, _not_pad(history)], axis=0), top_k=top_k, vocab_filename=F.ITEM_VOCAB
     )
     # Positive counts per item, for log-Q sampling-bias correction.
     tft.vocabulary(
@@ -116,17 +119,23 @@ def _context(inputs):
     }
 
 
-def preprocessing_fn(inputs: dict) -> dict:
+def preprocessing_fn(inputs: dict, custom_config: dict | None = None) -> dict:
     """Maps raw sequence features to model inputs.
 
     Args:
         inputs: raw features per schemas/schema.pbtxt: scalars as [batch] or
             [batch, 1], histories as [batch, L] strings padded with F.PAD,
             `genres` as a SparseTensor [batch, None].
+        custom_config: Transform's custom_config; ITEM_VOCABULARY_SIZE caps the item
+            vocabulary (absent or None: every item of the train split).
 
     Returns:
         Transformed features: `*_idx` int64 ids (OOV ids hash into buckets after
         the vocabulary; padding is -1), `history_mask` [batch, L] float32,
         time context, `year_normalized`, `history_length` and `label`.
     """
-    return {**_items(inputs), **_genres(inputs), **_user(inputs), **_context(inputs)}
+    top_k = (custom_config or {}).get(ITEM_VOCABULARY_SIZE)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"Transform custom_config {ITEM_VOCABULARY_SIZE} must be an int >= 1, "
+                         f"got {top_k!r}")  # fmt: skip
+    return {**_items(inputs, top_k), **_genres(inputs), **_user(inputs), **_context(inputs)}

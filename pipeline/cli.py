@@ -72,6 +72,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         split=args.split,
         cutoff_timestamp=args.cutoff,
         seed=args.seed,
+        max_events_per_user=args.max_events_per_user or None,
     )
     run_dir = run_directory(work_dir, args.data)
     retrieval = RetrievalConfig().with_overrides(loss=args.retrieval_loss, mode=args.update)
@@ -90,6 +91,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         serving_dir=os.path.abspath(args.serving_dir or os.path.join(work_dir, "serving")),
         model_name=args.model_name,
         tuning=SearchSpace(max_trials=args.tune_trials) if args.tune else None,
+        item_vocabulary_size=args.item_vocabulary_size,
     )
 
 
@@ -132,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rating-threshold", type=float, default=SequenceConfig.rating_threshold)
     run.add_argument("--implicit", action="store_true", help="every event is positive")
     run.add_argument("--negative-ratio", type=int, default=SequenceConfig.negative_ratio)
+    run.add_argument(
+        "--item-vocabulary-size",
+        type=int,
+        help="keep the N most frequent items; the rest share the OOV buckets (default: all)",
+    )
+    run.add_argument(
+        "--max-events-per-user",
+        type=int,
+        default=SequenceConfig.max_events_per_user,
+        help="keep each user's most recent N events, drop older ones (0: keep all)",
+    )
     run.add_argument("--split", choices=(LEAVE_LAST_OUT, TIME_CUTOFF), default=LEAVE_LAST_OUT)
     run.add_argument("--cutoff", type=int, help="timestamp of the global cutoff (time_cutoff)")
     run.add_argument("--seed", type=int, default=0)

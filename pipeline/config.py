@@ -100,6 +100,51 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexTraining:
+    """Both Trainers as Vertex AI CustomJobs (TFX's google_cloud_ai_platform Trainer
+    executor), for a KFP / Vertex AI Pipelines compile. Compile-time only: the job's
+    shape is part of the compiled IR.
+
+    Attributes:
+        project: the GCP project the jobs run in.
+        region: the Vertex AI region, e.g. "us-central1".
+        image: the container each replica runs (the pipeline image: deploy/Dockerfile).
+        machine_type: every replica's machine, e.g. "n1-standard-16".
+        workers: replicas in all: 1 trains on one machine (tf.distribute "mirrored",
+            every local GPU); N > 1 runs a chief and N - 1 workers under
+            MultiWorkerMirroredStrategy (Vertex AI sets each replica's TF_CONFIG).
+        accelerator_type: e.g. "NVIDIA_TESLA_T4", or "" for none.
+        accelerator_count: accelerators per replica (with accelerator_type).
+    """
+
+    project: str
+    region: str
+    image: str
+    machine_type: str = "n1-standard-8"
+    workers: int = 1
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+
+    def __post_init__(self):
+        for name in ("project", "region", "image", "machine_type"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+                raise ValueError(f"vertex_training.{name} must be a non-empty word, got {value!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"vertex_training.workers must be an int >= 1, got {self.workers!r}")
+        if bool(self.accelerator_type) != (self.accelerator_count > 0):
+            raise ValueError(
+                "vertex_training.accelerator_type and accelerator_count go together, got "
+                f"{self.accelerator_type!r} x {self.accelerator_count!r}"
+            )
+
+    @property
+    def strategy(self) -> str:
+        """The trainers' tf.distribute strategy on this job shape."""
+        return "multi_worker" if self.workers > 1 else "mirrored"
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs.
 
@@ -138,6 +183,13 @@ class PipelineConfig:
         tuning: None (the default): no Tuner. A SearchSpace: TFX's Tuner runs a KerasTuner
             search over it (models/retrieval/tuner.py) and the retrieval Trainer trains
             with its best_hyperparameters.
+        vertex_training: None (the default): the Trainers run in the pipeline's own
+            container. A VertexTraining: each runs as a Vertex AI CustomJob of that shape
+            (KFP / Vertex AI Pipelines compiles; pipeline/wiring.py), its strategy set
+            to the shape's.
+        item_vocabulary_size: Transform keeps the most frequent N training items; the
+            others hash into the OOV buckets after them, and the run's summary counts
+            them (items and positive events). None: every item.
     """
 
     data: DataConfig
@@ -161,6 +213,8 @@ class PipelineConfig:
     transform_statistics: bool = False
     sequence_beam_args: tuple[str, ...] = ()
     tuning: SearchSpace | None = None
+    vertex_training: VertexTraining | None = None
+    item_vocabulary_size: int | None = None
 
     @property
     def push_dir(self) -> str:
@@ -173,6 +227,9 @@ class PipelineConfig:
             raise ValueError(f"train_steps must be >= 0, got {self.train_steps}")
         if not self.pipeline_root:
             raise ValueError("pipeline_root is empty")
+        size = self.item_vocabulary_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"item_vocabulary_size must be an int >= 1 or None, got {size!r}")
         if self.keep_versions < 1:
             raise ValueError(f"keep_versions must be >= 1, got {self.keep_versions}")
         if not self.model_name.replace("-", "").replace("_", "").isalnum():

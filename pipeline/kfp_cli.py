@@ -64,6 +64,20 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
         help="Beam pipeline arg for the Beam stages, e.g. --beam-arg=--runner=DataflowRunner",
     )
     p.add_argument("--no-cache", action="store_true")
+    vertex = p.add_argument_group(
+        "Vertex AI training", "run both Trainers as Vertex AI CustomJobs (needs --vertex-project)"
+    )
+    vertex.add_argument("--vertex-project", help="GCP project of the training jobs")
+    vertex.add_argument("--vertex-region", default="us-central1")
+    vertex.add_argument("--vertex-machine-type", default=C.VertexTraining.machine_type)
+    vertex.add_argument(
+        "--vertex-workers",
+        type=int,
+        default=C.VertexTraining.workers,
+        help="replicas per job; > 1 trains under MultiWorkerMirroredStrategy",
+    )
+    vertex.add_argument("--vertex-accelerator", default="", help="e.g. NVIDIA_TESLA_T4")
+    vertex.add_argument("--vertex-accelerator-count", type=int, default=0)
 
 
 def add_parser(sub) -> None:
@@ -102,6 +116,7 @@ def _compile(args) -> int:
         ranking_min_auc=args.ranking_min_auc,
         beam_pipeline_args=tuple(args.beam_arg),
         enable_cache=not args.no_cache,
+        vertex_training=vertex_training(args),
     )
     kubeflow = C.KubeflowConfig(image=args.image, code_root=args.code_root, output=args.output)
     job = kubeflow_v2_runner.compile_pipeline(config, kubeflow)
@@ -111,6 +126,26 @@ def _compile(args) -> int:
         default = job["runtimeConfig"].get("parameterValues", {}).get(name)
         print(f"  parameter {name:<32} {ptype:<15} default {default!r}")
     return 0
+
+
+def vertex_training(args) -> C.VertexTraining | None:
+    """The Vertex AI training shape of the compile flags, or None without --vertex-project;
+    ValueError naming the flag's field when another --vertex-* flag is given alone."""
+    if not args.vertex_project:
+        given = [f"--vertex-{n}" for n in ("workers", "accelerator") if getattr(args, f"vertex_{n}")
+                 not in (C.VertexTraining.workers, "")]  # fmt: skip
+        if given:
+            raise ValueError(f"{', '.join(given)} need --vertex-project")
+        return None
+    return C.VertexTraining(
+        project=args.vertex_project,
+        region=args.vertex_region,
+        image=args.image,
+        machine_type=args.vertex_machine_type,
+        workers=args.vertex_workers,
+        accelerator_type=args.vertex_accelerator,
+        accelerator_count=args.vertex_accelerator_count,
+    )
 
 
 def _load(args) -> tuple[dict, dict]:

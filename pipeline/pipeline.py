@@ -20,7 +20,7 @@ from components.scann_index_builder.component import ScannIndexBuilder
 from components.strict_example_validator.component import StrictExampleValidator
 from components.table_gen.component import TableExampleGen
 from components.versioned_pusher.component import VersionedPusher
-from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_KEY
+from models.preprocessing import ITEM_VOCABULARY_SIZE
 from models.ranking.evaluation import evaluator_kwargs
 from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_KEY
 from models.retrieval.hyperparameters import TUNING_KEY
@@ -115,6 +115,7 @@ def _data_stages(config: PipelineConfig, values: Mapping) -> dict:
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         disable_statistics=not config.transform_statistics,
+        custom_config={ITEM_VOCABULARY_SIZE: config.item_vocabulary_size},
     )
     return {
         **{g.id: g for g in gens.values()},
@@ -168,8 +169,9 @@ def _retrieval_stages(config: PipelineConfig, stages: dict, values: Mapping) -> 
         run_fn=RETRIEVAL_RUN_FN,
         train_args=values[P.TRAIN_ARGS],
         eval_args=values[P.EVAL_ARGS],
-        custom_config={RETRIEVAL_KEY: config.retrieval.to_dict()},
+        custom_config=W.trainer_custom_configs(config)[0],
         update_mode=values[P.UPDATE_MODE],
+        vertex=config.vertex_training is not None,
     ).with_id(RETRIEVAL_TRAINER)
     evaluator = RetrievalEvaluator(
         model=trainer.outputs["model"],
@@ -196,8 +198,9 @@ def _ranking_stages(config: PipelineConfig, stages: dict, values: Mapping) -> li
         base_model=loader.outputs["ranking_model"],
         train_args=values[P.TRAIN_ARGS],
         eval_args=values[P.EVAL_ARGS],
-        custom_config={RANKING_KEY: config.ranking.to_dict()},
+        custom_config=W.trainer_custom_configs(config)[1],
         update_mode=values[P.UPDATE_MODE],
+        vertex=config.vertex_training is not None,
     ).with_id(RANKING_TRAINER)
     evaluator = RankingEvaluator(
         ranking_min_auc=values[P.RANKING_MIN_AUC],

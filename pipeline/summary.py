@@ -133,13 +133,16 @@ def _flatten_tfma(metrics) -> dict:
 def _vocabulary_sizes(store, execution) -> dict[str, int]:
     import tensorflow_transform as tft  # heavy: only when Transform ran
 
+    from models.common.data import item_oov_report
+
     for artifact in _outputs(store, execution):
         if os.path.exists(os.path.join(artifact.uri, "transform_fn")):
             out = tft.TFTransformOutput(artifact.uri)
-            return {
+            sizes = {
                 name: out.vocabulary_size_by_name(name)
                 for name in (F.ITEM_VOCAB, F.USER_VOCAB, F.GENRE_VOCAB)
             }
+            return {**sizes, "item_oov": item_oov_report(out)}
     return {}
 
 
@@ -173,6 +176,14 @@ def render(summary: dict, config: PipelineConfig) -> str:
             f"  vocabularies: items {v[F.ITEM_VOCAB]:,} (+{F.ITEM_OOV_BUCKETS} OOV), "
             f"users {v[F.USER_VOCAB]:,}, genres {v[F.GENRE_VOCAB]:,}"
         )
+        oov = v.get("item_oov") or {}
+        if oov.get("items_beyond"):
+            share = oov["positive_events_beyond"] / max(oov["positive_events"], 1)
+            lines.append(
+                f"  items beyond the item vocabulary: {oov['items_beyond']:,} items, "
+                f"{oov['positive_events_beyond']:,} positive train events ({share:.1%}) "
+                f"share its {oov['oov_buckets']} OOV buckets"
+            )
     for status in sorted(summary.get("baselines", ())):
         lines.append(f"  baseline: {status}")
     if summary.get("retrieval"):

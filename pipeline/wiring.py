@@ -6,6 +6,10 @@
   BaselineLoader (one Model per family) -> the miner, both trainers (warm start)
   and both evaluators (regression baselines); BaselinePublisher writes the next
   record after both evaluators.
+- Vertex AI training (`PipelineConfig.vertex_training`): `trainer_custom_configs`
+  sets both models' tf.distribute strategy to the job shape's and adds the
+  CustomJob that TFX's google_cloud_ai_platform Trainer executor launches; both
+  Trainer components then run their `VertexExecutor`.
 - The KFP RuntimeParameters' places: `values` gives each parameter name its value
   in this pipeline: the config's plain value, or the RuntimeParameter a KFP
   compile passes (pipeline/runtime.py). create_pipeline puts each in its
@@ -14,6 +18,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from tfx import v1 as tfx
@@ -22,8 +27,10 @@ from tfx.types.channel import Channel
 
 from components.baselines.component import RECORD_TYPE, BaselineLoader, BaselinePublisher
 from components.baselines.resolver import LatestArtifactResolver
+from models.ranking.config import CUSTOM_CONFIG_KEY as RANKING_CONFIG_KEY
+from models.retrieval.config import CUSTOM_CONFIG_KEY as RETRIEVAL_CONFIG_KEY
 from pipeline import kfp_params as P
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, VertexTraining
 
 RESOLVER, LOADER, PUBLISHER = "latest_baseline_record", "BaselineLoader", "BaselinePublisher"
 
@@ -79,3 +86,45 @@ def set_property(component, name: str, value) -> None:
     if declared is not None:
         declared.type_check(name, value)
     component.exec_properties[name] = value
+
+
+def custom_job(vertex: VertexTraining) -> dict:
+    """The Vertex AI CustomJob of TFX's Trainer extension (its `ai_platform_training_args`):
+    the project, and worker pool 0 (the chief) plus pool 1 (workers - 1 replicas)."""
+    machine = {"machine_type": vertex.machine_type}
+    if vertex.accelerator_type:
+        machine.update(
+            accelerator_type=vertex.accelerator_type, accelerator_count=vertex.accelerator_count
+        )
+
+    def pool(replicas: int) -> dict:
+        return {
+            "machine_spec": dict(machine),
+            "replica_count": replicas,
+            "container_spec": {"image_uri": vertex.image},
+        }
+
+    pools = [pool(1)] + ([pool(vertex.workers - 1)] if vertex.workers > 1 else [])
+    return {"project": vertex.project, "job_spec": {"worker_pool_specs": pools}}
+
+
+def trainer_custom_configs(config: PipelineConfig) -> tuple[dict, dict]:
+    """(retrieval, ranking) Trainer custom_configs: the model configs, and with
+    vertex_training their strategy set to the job's and the CustomJob beside them."""
+    retrieval, ranking = config.retrieval, config.ranking
+    vertex, extra = config.vertex_training, {}
+    if vertex is not None:
+        from tfx.extensions.google_cloud_ai_platform import constants
+        from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
+
+        retrieval = retrieval.with_overrides(strategy=vertex.strategy)
+        ranking = dataclasses.replace(ranking, strategy=vertex.strategy)
+        extra = {
+            vertex_executor.TRAINING_ARGS_KEY: custom_job(vertex),
+            constants.ENABLE_VERTEX_KEY: True,
+            constants.VERTEX_REGION_KEY: vertex.region,
+        }
+    return (
+        {RETRIEVAL_CONFIG_KEY: retrieval.to_dict(), **extra},
+        {RANKING_CONFIG_KEY: ranking.to_dict(), **extra},
+    )

@@ -23,6 +23,7 @@ class BehaviorSequenceGenSpec(types.ComponentSpec):
         "cutoff_timestamp": ExecutionParameter(type=int, optional=True),
         "seed": ExecutionParameter(type=int),
         "negative_exclusion": ExecutionParameter(type=str),
+        "max_events_per_user": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "interactions": ChannelParameter(type=standard_artifacts.Examples),
@@ -65,6 +66,7 @@ class BehaviorSequenceGen(base_beam_component.BaseBeamComponent):
             cutoff_timestamp=config.cutoff_timestamp,
             seed=config.seed,
             negative_exclusion=config.negative_exclusion,
+            max_events_per_user=config.max_events_per_user,
             examples=types.Channel(type=standard_artifacts.Examples),
             catalog=types.Channel(type=standard_artifacts.Examples),
         )

@@ -21,9 +21,10 @@ INPUT_KEYS = {F.INTERACTIONS: "interactions", F.ITEMS: "items", F.USERS: "users"
 REPORT_PROPERTIES = ("train_examples", "eval_examples", "catalog_items", "users")
 
 
-# Optional execution properties: TFX leaves them out when None, and None has a
-# meaning here (an implicit log; no cutoff), so absence must not fall back to a default.
-OPTIONAL_PROPERTIES = ("rating_threshold", "cutoff_timestamp")
+# Optional execution properties: TFX leaves them out when None, and None has a meaning
+# here (an implicit log; no cutoff; no per-user cap), so absence must not fall back to
+# a default.
+OPTIONAL_PROPERTIES = ("rating_threshold", "cutoff_timestamp", "max_events_per_user")
 
 
 def config_from_properties(props: dict[str, Any]) -> S.SequenceConfig:

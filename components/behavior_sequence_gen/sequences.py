@@ -11,6 +11,8 @@ import bisect
 import collections
 import dataclasses
 import hashlib
+import heapq
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -30,6 +32,7 @@ DROP_DUPLICATE_EVENT = "duplicate_event"
 DROP_AFTER_EVAL_TARGET = "after_eval_target"
 DROP_DUPLICATE_ITEM_ROW = "duplicate_item_row"
 DROP_DUPLICATE_USER_ROW = "duplicate_user_row"
+DROP_OVER_USER_CAP = "older_than_user_cap"
 NOTE_UNKNOWN_USER = "unknown_user_kept"
 NOTE_NEGATIVES_SHORT = "negatives_short"
 
@@ -53,6 +56,11 @@ class SequenceConfig:
             before t, so items they touch only later can be drawn;
             EXCLUDE_EVER: never an item the user touches at any time (this
             leaks the future into the training distribution).
+        max_events_per_user: a user's most recent this many known-item events are kept,
+            older ones dropped (reported as DROP_OVER_USER_CAP) while they stream in, so a
+            user with millions of events (a crawler, a shared account) costs at most this
+            much memory and cannot dominate the training data (YouTube DNN's fixed
+            number of examples per user). None keeps every event.
     """
 
     history_length: int = F.HISTORY_LENGTH
@@ -63,6 +71,7 @@ class SequenceConfig:
     cutoff_timestamp: int | None = None
     seed: int = 0
     negative_exclusion: str = EXCLUDE_UNTIL_T
+    max_events_per_user: int | None = 10_000
 
     def __post_init__(self):
         if self.history_length < 1:
@@ -77,6 +86,9 @@ class SequenceConfig:
             )
         if self.split == TIME_CUTOFF and self.cutoff_timestamp is None:
             raise ValueError("split='time_cutoff' needs cutoff_timestamp")
+        cap = self.max_events_per_user
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"max_events_per_user must be an int >= 1 or None, got {cap!r}")
         if self.negative_exclusion not in NEGATIVE_EXCLUSIONS:
             raise ValueError(
                 f"negative_exclusion must be one of {NEGATIVE_EXCLUSIONS}, "
@@ -166,12 +178,7 @@ def build_timeline(
         (the timeline, or None if no event survives; counts of what was dropped).
     """
     drops: collections.Counter = collections.Counter()
-    valid = []
-    for row in rows:
-        if row[F.ITEM_ID] in known_items:
-            valid.append(row)
-        else:
-            drops[DROP_UNKNOWN_ITEM] += 1
+    valid = most_recent(_known(rows, known_items, drops), cfg.max_events_per_user, drops)
     kept, n_dup = dedupe_events(valid)
     drops[DROP_DUPLICATE_EVENT] += n_dup
     if user_features is None:
@@ -199,6 +206,37 @@ def build_timeline(
     touches = tuple(sorted((t, item) for item, t in first.items()))
     user = dict(user_features or {})
     return Timeline(user_id, user, tuple(events), frozenset(first), touches), drops
+
+
+def _known(rows: Iterable[Mapping], known_items: Mapping, drops: collections.Counter):
+    """Yields the rows whose item is in the catalog, counting the others."""
+    for row in rows:
+        if row[F.ITEM_ID] in known_items:
+            yield row
+        else:
+            drops[DROP_UNKNOWN_ITEM] += 1
+
+
+def most_recent(rows: Iterable[Mapping], cap: int | None, drops: collections.Counter) -> list:
+    """The `cap` latest rows by (timestamp, item, rating), kept in a heap of at most `cap`
+    while `rows` streams, so memory never holds more; the others count as
+    DROP_OVER_USER_CAP. None: every row (a list)."""
+    if cap is None:
+        return list(rows)
+    heap: list[tuple] = []  # (timestamp, item, rating, arrival, row), oldest on top
+    arrival = itertools.count()
+    for row in rows:
+        rating = row.get(F.RATING)
+        rating = rating if isinstance(rating, int | float) and rating == rating else -1.0
+        entry = (row[F.TIMESTAMP], row[F.ITEM_ID], rating, next(arrival), row)
+        if len(heap) < cap:
+            heapq.heappush(heap, entry)
+        elif entry[:4] > heap[0][:4]:
+            heapq.heapreplace(heap, entry)
+            drops[DROP_OVER_USER_CAP] += 1
+        else:
+            drops[DROP_OVER_USER_CAP] += 1
+    return [entry[-1] for entry in heap]
 
 
 def train_item_ids(timeline: Timeline) -> Iterator[str]:

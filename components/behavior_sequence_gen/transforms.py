@@ -56,7 +56,9 @@ class _Timelines(beam.DoFn):
 
     def process(self, kv, items):
         user_id, grouped = kv
-        events, users = list(grouped["events"]), list(grouped["user"])
+        # The events stream into build_timeline, which keeps at most the config's
+        # max_events_per_user of them (a Beam runner may page a large group from disk).
+        events, users = grouped["events"], list(grouped["user"])
         timeline, drops = S.build_timeline(
             user_id, events, users[0] if users else None, items, self._cfg
         )

@@ -57,6 +57,7 @@ class RetrievalTrainer(trainer_component.Trainer):
         eval_args: trainer_pb2.EvalArgs | None = None,
         custom_config: dict[str, Any] | None = None,
         update_mode=None,
+        vertex: bool = False,
     ):
         """Wires the component (arguments as TFX's Trainer, without module_file).
 
@@ -73,6 +74,8 @@ class RetrievalTrainer(trainer_component.Trainer):
             custom_config: {CUSTOM_CONFIG_KEY: RetrievalConfig.to_dict()}.
             update_mode: "full" / "incremental" (or a str RuntimeParameter) replacing the
                 config's mode at run time; None keeps it.
+            vertex: run as a Vertex AI CustomJob (`executor.VertexExecutor`; custom_config
+                then holds the job, pipeline/wiring.py trainer_custom_configs).
         """
         if not run_fn:
             raise ValueError("RetrievalTrainer.run_fn must be a dotted path, got an empty value")
@@ -92,4 +95,5 @@ class RetrievalTrainer(trainer_component.Trainer):
             model_run=types.Channel(type=standard_artifacts.ModelRun),
         )
         # Trainer.__init__ would build a plain TrainerSpec; the base does the rest.
-        base_component.BaseComponent.__init__(self, spec=spec)
+        custom = executor_spec.ExecutorClassSpec(executor.VertexExecutor) if vertex else None
+        base_component.BaseComponent.__init__(self, spec=spec, custom_executor_spec=custom)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from absl import logging
 from tfx.components.trainer import executor as trainer_executor
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 
 from components import baseline_inputs as B
 from components import update_mode as U
@@ -98,3 +99,11 @@ class Executor(B.BaselineInputsMixin, trainer_executor.GenericExecutor):
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
         fn_args.custom_config = with_mined_negatives(fn_args.custom_config, mined_file(input_dict))
         return fn_args
+
+
+class VertexExecutor(vertex_executor.GenericExecutor):
+    """Runs `Executor` as a Vertex AI CustomJob (TFX's google_cloud_ai_platform Trainer
+    extension); custom_config carries the job (pipeline/wiring.py)."""
+
+    def _GetExecutorClass(self):  # noqa: N802 (TFX API)
+        return Executor

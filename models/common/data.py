@@ -96,3 +96,39 @@ def item_positive_counts(tf_transform_output: tft.TFTransformOutput) -> np.ndarr
             if item in index:
                 counts[index[item]] = float(count)
     return counts
+
+
+def item_oov_report(tf_transform_output: tft.TFTransformOutput) -> dict:
+    """What the item vocabulary left out: training items beyond it (a capped vocabulary)
+    and their positive training events, which share the F.ITEM_OOV_BUCKETS buckets.
+
+    Returns:
+        {"vocabulary": items in it, "items_beyond": items with positives outside it,
+        "positive_events_beyond": their positive events, "positive_events": all of them,
+        "oov_buckets": F.ITEM_OOV_BUCKETS}.
+    """
+    known = set(tf_transform_output.vocabulary_by_name(F.ITEM_VOCAB))
+    beyond = events = total = 0
+    path = tf_transform_output.vocabulary_file_by_name(F.ITEM_POSITIVE_FREQ_VOCAB)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for line in f:
+            count, _, item = line.rstrip(b"\n").partition(b" ")
+            total += int(float(count))
+            if item not in known:
+                beyond += 1
+                events += int(float(count))
+    return {
+        "vocabulary": len(known),
+        "items_beyond": beyond,
+        "positive_events_beyond": events,
+        "positive_events": total,
+        "oov_buckets": F.ITEM_OOV_BUCKETS,
+    }
+
+
+def capped_epochs(epochs: int, examples: int, max_passes: int) -> int:
+    """`epochs`, lowered so that epochs x examples <= max_passes, but at least 1 (0 or a
+    cap above epochs x examples: unchanged)."""
+    if not max_passes or examples * epochs <= max_passes:
+        return epochs
+    return max(1, max_passes // max(examples, 1))

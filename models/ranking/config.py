@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from models.common import distribute
 from models.common.embeddings import EmbeddingSpec
 
 ATTENTION, MEAN = "attention", "mean"
@@ -56,6 +57,11 @@ class RankingConfig:
             Without a base model both train every weight from scratch.
         batch_size: training batch size.
         epochs: passes over the training data (when the Trainer gives no train_steps).
+        max_example_passes: caps epochs x training examples: a larger data set trains
+            fewer epochs (at least one), so training time stops growing with the
+            epochs once the data alone carries the signal (B6). 0: no cap. ML-100K and
+            the synthetic default (~300K examples with 2 negatives each, x 5 epochs)
+            stay under it; 1M events (~3M examples) train one epoch.
         seed: seed of weight initialisation and shuffling.
         retrieved_negatives_path: a TSV (`user_id<TAB>item_id item_id ...`) of the items
             the retriever returns per user; None trains against BehaviorSequenceGen's
@@ -63,6 +69,8 @@ class RankingConfig:
         retrieved_negative_share: with a retrieved file, the probability that a sampled
             negative is replaced by an item drawn from its user's retrieved list.
         retrieved_per_user: at most this many retrieved items per user are read.
+        strategy: the tf.distribute strategy, one of models/common/distribute.py's
+            STRATEGIES ("default", "mirrored", "multi_worker").
     """
 
     item_dim: int = 32
@@ -88,15 +96,19 @@ class RankingConfig:
     mode: str = FULL_UPDATE
     batch_size: int = 1024
     epochs: int = 5
+    max_example_passes: int = 2_000_000
     seed: int = 0
     retrieved_negatives_path: str | None = None
     retrieved_negative_share: float = 0.5
     retrieved_per_user: int = 100
+    strategy: str = distribute.DEFAULT
 
     def __post_init__(self):
         for name in ("item_dim", "genre_dim", "feature_dim", "batch_size", "epochs"):
             _check(name, isinstance(getattr(self, name), int) and getattr(self, name) >= 1, ">= 1")
         _check("user_dim", isinstance(self.user_dim, int) and self.user_dim >= 0, ">= 0")
+        passes = self.max_example_passes
+        _check("max_example_passes", isinstance(passes, int) and passes >= 0, "an int >= 0")
         for name in ("attention_units", "head_units"):
             units = getattr(self, name)
             ok = isinstance(units, tuple) and all(isinstance(u, int) and u >= 1 for u in units)
@@ -120,6 +132,9 @@ class RankingConfig:
         _check("retrieved_negative_share", 0.0 <= share <= 1.0, "in [0, 1]")
         per_user = self.retrieved_per_user
         _check("retrieved_per_user", isinstance(per_user, int) and per_user >= 1, "an int >= 1")
+        _check(
+            "strategy", self.strategy in distribute.STRATEGIES, f"one of {distribute.STRATEGIES}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (tuples become lists, embedding specs nested dicts)."""

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from models.common import distribute
 from models.common.embeddings import FullEmbedding, make_embedding
 from models.ranking.config import ATTENTION, RankingConfig
 from models.ranking.layers import MLP, LocalActivationUnit, MaskedMeanPooling
@@ -90,7 +91,10 @@ class RankingModel(tfrs.Model):
             self.pooling = MaskedMeanPooling(name="mean_pooling")
         self.head = MLP(c.head_units, dropout=c.dropout, name="head", **act)
         self.logit = tf_keras.layers.Dense(1, name="logit")
-        self.bce = tf_keras.losses.BinaryCrossentropy(from_logits=True)
+        # Per-example losses, averaged here: a distribution strategy refuses AUTO reduction.
+        self.bce = tf_keras.losses.BinaryCrossentropy(
+            from_logits=True, reduction=tf_keras.losses.Reduction.NONE
+        )
         self.bce_metric = tf_keras.metrics.Mean(name="bce")
         self.auc = tf_keras.metrics.AUC(name="auc")
         self.mba = tf_keras.metrics.Mean(name="mba")
@@ -190,7 +194,7 @@ class RankingModel(tfrs.Model):
         features = inputs[0] if isinstance(inputs, tuple) else inputs
         labels = tf.cast(tf.reshape(features[F.LABEL], [-1]), tf.float32)
         logits = self.logits(features, training=training)
-        loss = self.bce(labels, logits)
+        loss = tf.reduce_mean(self.bce(labels[:, tf.newaxis], logits[:, tf.newaxis]))
         self.bce_metric.update_state(loss)
         self.auc.update_state(labels, tf.sigmoid(logits))
         if self.config.mba_lambda > 0:
@@ -202,7 +206,19 @@ class RankingModel(tfrs.Model):
     # Nothing here needs AutoGraph; converting this code and tf_keras' takes a minute.
     @tf.autograph.experimental.do_not_convert
     def train_step(self, inputs):
-        return super().train_step(inputs)
+        """tfrs.Model.train_step with the gradient of loss / replicas: the optimizer sums
+        the replicas' gradients (models/common/distribute.py); 1 replica: unchanged."""
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.add_n([tf.constant(0.0)] + list(self.losses))
+            total_loss = loss + regularization_loss
+            scaled_loss = total_loss / distribute.replicas()
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
+        return metrics
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, inputs):

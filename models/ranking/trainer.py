@@ -19,7 +19,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from models.common.data import make_dataset, vocab_sizes
+from models.common import distribute
+from models.common.data import capped_epochs, make_dataset, vocab_sizes
 from models.ranking import export, retrieved, warm_start
 from models.ranking.config import FULL_UPDATE, INCREMENTAL, RankingConfig, from_custom_config
 from models.ranking.gauc import auc, gauc
@@ -199,15 +200,22 @@ def train(
     incremental = config.mode == INCREMENTAL and bool(base_model)
     if config.mode == INCREMENTAL and not base_model:
         log("[ranking] mode=incremental without a base model: training every weight from scratch")
-    epochs = 1 if incremental else config.epochs  # an incremental update: the new span, once
+    epochs = 1 if incremental else capped_epochs(config.epochs, n_train, config.max_example_passes)
+    if not incremental and epochs < config.epochs:
+        log(
+            f"[ranking] {n_train:,} training examples: {epochs} epoch(s) instead of "
+            f"{config.epochs} (max_example_passes {config.max_example_passes:,})"
+        )
     per_epoch = (
         max(1, math.ceil(train_steps / epochs))
         if train_steps
         else max(1, n_train // config.batch_size)  # the shuffled dataset drops the last batch
     )
-    model = build_model(config, sizes, counts, compile_model=False)
-    warm = _warm_start(model, base_model, tft_output, log, incremental)
-    compile_ranker(model, total_steps=per_epoch * epochs)
+    strategy = distribute.make_strategy(config.strategy)
+    with strategy.scope():
+        model = build_model(config, sizes, counts, compile_model=False)
+        warm = _warm_start(model, base_model, tft_output, log, incremental)
+        compile_ranker(model, total_steps=per_epoch * epochs)
     eval_ds = make_dataset(eval_files, tft_output, 1024, shuffle=False, num_epochs=1)
     predict = predictor(model)
     progress = _Progress(
@@ -217,6 +225,7 @@ def train(
     data, retrieved_report = training_data(
         config, tft_output, train_files, sizes, repeat=bool(train_steps), log=log
     )
+    data = distribute.shard_policy(data, strategy, distribute.file_count(train_files))
     model.fit(
         data,
         epochs=epochs,
@@ -238,6 +247,7 @@ def train(
         "history": progress.history,
         "warm_start": warm,
         "retrieved_negatives": retrieved_report,
+        "strategy": {"name": config.strategy, "replicas": strategy.num_replicas_in_sync},
     }
     return TrainResult(model, summary)
 
@@ -277,6 +287,7 @@ def run_fn(fn_args) -> None:
             and base_model (the last blessed ranker's serving dir or None; see warm_start.py).
     """
     config = from_custom_config(fn_args.custom_config)
+    distribute.make_strategy(config.strategy)  # multi_worker: before any TF op
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     print(f"[ranking] config: {json.dumps(config.to_dict(), sort_keys=True)}", flush=True)
     result = train(
@@ -289,16 +300,18 @@ def run_fn(fn_args) -> None:
         log=lambda line: print(line, flush=True),
         base_model=fn_args.base_model,
     )
-    export.export_serving_model(result.model, tft_output, fn_args.serving_model_dir)
-    run_dir = fn_args.model_run_dir
-    tf.io.gfile.makedirs(run_dir)
-    plot_curve(
-        result.summary["history"],
-        os.path.join(run_dir, CURVE_FILE),
-        title=f"DIN ranker ({config.pooling} pooling, {config.activation})",
-    )
-    with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
-        json.dump(result.summary, f, indent=2)
+    # Every worker exports (saving may run collectives); only the chief's files stay.
+    with distribute.output_dir(fn_args.serving_model_dir) as serving_dir:
+        export.export_serving_model(result.model, tft_output, serving_dir)
+    with distribute.output_dir(fn_args.model_run_dir) as run_dir:
+        tf.io.gfile.makedirs(run_dir)
+        plot_curve(
+            result.summary["history"],
+            os.path.join(run_dir, CURVE_FILE),
+            title=f"DIN ranker ({config.pooling} pooling, {config.activation})",
+        )
+        with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
+            json.dump(result.summary, f, indent=2)
     s = result.summary
     print(
         f"[ranking] exported to {fn_args.serving_model_dir}; {s['examples_per_second']:,.0f} "

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
+from models.common import distribute
 from models.common import embeddings as E
 from models.retrieval import losses, objectives, samplers, user_vectors
 from models.retrieval.config import RetrievalConfig, SampledSoftmax
@@ -142,8 +143,11 @@ class RetrievalModel(tfrs.Model):
             loss = self.compute_loss(inputs, training=True)
             regularization_loss = tf.add_n([tf.constant(0.0)] + list(self.losses))
             total_loss = loss + regularization_loss
+            # The optimizer sums the replicas' gradients: each replica's mean loss counts
+            # 1 / replicas, as Keras' compiled losses do (models/common/distribute.py).
+            scaled_loss = total_loss / distribute.replicas()
         variables = self.trainable_variables
-        gradients = tape.gradient(total_loss, variables)
+        gradients = tape.gradient(scaled_loss, variables)
         freeze_steps = self.config.embeddings.freeze_steps
         if self.frozen_variables and freeze_steps:
             open_ = tf.cast(self.optimizer.iterations >= freeze_steps, tf.float32)

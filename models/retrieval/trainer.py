@@ -26,7 +26,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras
 
-from models.common import data, requests
+from models.common import data, distribute, requests
 from models.common.embeddings import memory_report
 from models.retrieval import export, samplers, updates, user_vectors
 from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
@@ -70,7 +70,9 @@ def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, tra
         if keep is not None or repeat is not None:
             ds = samplers.resample_positives(ds, keep, repeat, seed=seed)
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(config.training.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(config.training.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    strategy = distribute.make_strategy(config.training.strategy)
+    return distribute.shard_policy(ds, strategy, distribute.file_count(files))
 
 
 def positive_rows(batch: dict, non_positive_weight: float = 0.0) -> dict:
@@ -179,8 +181,16 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
             info["trainable_variables"] = updates.train_id_embeddings_only(model)
             compile_model(model)
         print(f"warm start from {fn_args.base_model}: {info['warm_start']}")
-    elif update.mode == "incremental":
-        print("mode=incremental without a base model: training every weight from scratch")
+    else:
+        if update.mode == "incremental":
+            print("mode=incremental without a base model: training every weight from scratch")
+        positives, training = int(counts.sum()), config.training
+        epochs = data.capped_epochs(training.epochs, positives, training.max_example_passes)
+        if epochs < training.epochs:
+            print(
+                f"{positives:,} training positives: {epochs} epoch(s) instead of "
+                f"{training.epochs} (max_example_passes {training.max_example_passes:,})"
+            )
     return model, epochs, {**info, "vocab_sizes": sizes, "counts": counts}
 
 
@@ -201,10 +211,13 @@ def run_fn(fn_args) -> None:
     """
     tuned = hyperparameter_values(fn_args.hyperparameters)
     config = apply_hyperparameters(config_from_custom(fn_args.custom_config), tuned)
+    strategy = distribute.make_strategy(config.training.strategy)  # before any TF op
     if tuned:
         print(f"tuned hyperparameters: {tuned}")
     tft_output = tft.TFTransformOutput(fn_args.transform_output or fn_args.transform_graph_path)
-    model, epochs, info = prepare_model(config, fn_args, tft_output)
+    with strategy.scope():
+        model, epochs, info = prepare_model(config, fn_args, tft_output)
+    info["strategy"] = {"name": config.training.strategy, "replicas": strategy.num_replicas_in_sync}
     info["hyperparameters"] = tuned
     counts = info.pop("counts")
     steps = _steps(fn_args.train_steps, config.training.steps_per_epoch, epochs)
@@ -233,9 +246,12 @@ def run_fn(fn_args) -> None:
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    npz = export.export_serving_model(model, tft_output, fn_args.serving_model_dir)
-    info.update(serving_model_dir=fn_args.serving_model_dir, item_embeddings=npz)
-    write_reports(model, config, log, seconds, info, fn_args.model_run_dir)
+    # Every worker exports (saving may run collectives); only the chief's files stay.
+    with distribute.output_dir(fn_args.serving_model_dir) as serving_dir:
+        npz = export.export_serving_model(model, tft_output, serving_dir)
+    with distribute.output_dir(fn_args.model_run_dir) as run_dir:
+        info.update(serving_model_dir=fn_args.serving_model_dir, item_embeddings=npz)
+        write_reports(model, config, log, seconds, info, run_dir)
 
 
 def embedding_memory(model, vocab_sizes: dict[str, int], dim: int) -> dict:

@@ -38,6 +38,7 @@ _GENRE_COUNT_PROBS = (0.5, 0.35, 0.15)  # an item has 1, 2 or 3 genres
 _GENRE_WEIGHTS = (1.0, 0.5, 0.35)  # weight of the primary, second, third genre centroid
 _UNIFORM_MIX = 0.1  # share of the candidate proposal drawn uniformly instead of by popularity
 _DENSE_CONSUMED_LIMIT = 1 << 26  # users x items above which consumed items are kept as keys
+_BLOCK_ROWS = 8_192  # users per block of candidate scoring (bounds the gathered vectors)
 _YEAR_MIN, _YEAR_MAX = 1950, 2024
 
 _POSITIVE = ("n_users", "n_items", "events_per_user", "n_spans", "dim", "n_candidates",
@@ -115,6 +116,9 @@ SIZES: dict[str, SyntheticSpec] = {
     "small": SyntheticSpec(n_users=500, n_items=1_000, events_per_user=40),
     "default": SyntheticSpec(n_users=2_000, n_items=3_000, events_per_user=50),
     "1m-items": SyntheticSpec(n_users=100, n_items=1_000_000, events_per_user=20),
+    # B6 (make bench-scale): about 1M and 10M events.
+    "1m": SyntheticSpec(n_users=20_000, n_items=20_000, events_per_user=50),
+    "10m": SyntheticSpec(n_users=200_000, n_items=200_000, events_per_user=50),
 }
 
 
@@ -246,7 +250,7 @@ def _simulate(spec, rng, vectors, popularity, interest, keep_queries=False):
         draws = rng.random((len(active), spec.n_candidates)) * cdf[-1]
         cands = np.minimum(np.searchsorted(cdf, draws, side="right"), spec.n_items - 1)
         query = interest[active] + drift[active] + np.float32(beta) * last[active]
-        logits = np.einsum("ad,acd->ac", query, vectors[cands]) + correction[cands]
+        logits = _candidate_logits(query, vectors, cands, correction)
         logits[consumed.contains(active, cands)] = -np.inf
         logits += rng.gumbel(size=logits.shape).astype(np.float32)
         pick = cands[np.arange(len(active)), np.argmax(logits, axis=1)]
@@ -265,6 +269,22 @@ def _simulate(spec, rng, vectors, popularity, interest, keep_queries=False):
     order = np.argsort(user, kind="stable")  # user-major, steps in order within a user
     kept = np.concatenate(queries)[order] if keep_queries else None
     return user[order], item[order], score[order].astype(np.float64), counts, kept
+
+
+def _candidate_logits(query, vectors, cands, correction) -> np.ndarray:
+    """query [A, d] . vectors[cands] [A, C, d] + correction[cands], float32 [A, C]; in
+    blocks of _BLOCK_ROWS rows, so the gathered candidate vectors never take more than
+    _BLOCK_ROWS * C * d floats (200k users x 128 x 32 would be 3.3 GB at once)."""
+    if len(query) <= _BLOCK_ROWS:
+        return np.einsum("ad,acd->ac", query, vectors[cands]) + correction[cands]
+    out = np.empty(cands.shape, np.float32)
+    for lo in range(0, len(query), _BLOCK_ROWS):
+        block = cands[lo : lo + _BLOCK_ROWS]
+        out[lo : lo + _BLOCK_ROWS] = (
+            np.einsum("ad,acd->ac", query[lo : lo + _BLOCK_ROWS], vectors[block])
+            + correction[block]
+        )
+    return out
 
 
 def _timestamps(spec, rng, user: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -1,13 +1,17 @@
 """preprocessing_fn run through tf.Transform on three rows, with exact outputs."""
 
+import functools
+
 import apache_beam as beam
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import preprocessing
+from models.common import data
 from schemas import features as F
 from schemas.schema import load_schema
 
@@ -73,20 +77,22 @@ ROWS = [
 ]
 
 
-def run_transform(tmp_path):
-    """Analyzes ROWS with tf.Transform, then applies the saved graph to them."""
+def run_transform(tmp_path, rows=ROWS, custom_config=None):
+    """Analyzes `rows` with tf.Transform (custom_config bound as TFX binds it), then
+    applies the saved graph to them."""
+    fn = functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
     spec = schema_utils.schema_as_feature_spec(load_schema()).feature_spec
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
     with beam.Pipeline() as p, tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
         data = p | beam.Create(
-            [{k: v if isinstance(v, list) else [v] for k, v in r.items()} for r in ROWS]
+            [{k: v if isinstance(v, list) else [v] for k, v in r.items()} for r in rows]
         )
-        fn = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing.preprocessing_fn)
-        _ = fn | tft_beam.WriteTransformFn(str(tmp_path / "tf"))
+        transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "tf"))
     tft_out = tft.TFTransformOutput(str(tmp_path / "tf"))
     raw = {}
     for name, feature in spec.items():
-        values = [r[name] for r in ROWS]
+        values = [r[name] for r in rows]
         if isinstance(feature, tf.io.VarLenFeature):
             raw[name] = tf.ragged.constant(values).to_sparse()
         else:
@@ -99,11 +105,11 @@ def run_transform(tmp_path):
             k: (
                 v.numpy()[i]
                 if not isinstance(v, tf.SparseTensor)
-                else tf.sparse.to_dense(v).numpy()[i][: len(ROWS[i][F.GENRES])]
+                else tf.sparse.to_dense(v).numpy()[i][: len(rows[i][F.GENRES])]
             )
             for k, v in out.items()
         }
-        for i in range(len(ROWS))
+        for i in range(len(rows))
     ]
     return tft_out, rows
 
@@ -136,3 +142,31 @@ def test_exact_outputs(tmp_path):
     # The positive counts for log-Q: A is positive twice, nothing else.
     assert tft_out.vocabulary_by_name(F.ITEM_POSITIVE_FREQ_VOCAB) == [b"2 A"]
     assert tft_out.vocabulary_by_name(F.ITEM_VOCAB) == [b"A", b"C", b"B"]
+
+
+def test_a_capped_item_vocabulary_sends_the_rest_to_oov_and_counts_them(tmp_path):
+    # Item counts (targets and histories): A 3, C 2, B 1; B is now a positive too.
+    rows = [dict(r) for r in ROWS]
+    rows[1].update(label=1, event=1)
+    config = {preprocessing.ITEM_VOCABULARY_SIZE: 2}
+    tft_out, (r1, r2, r3) = run_transform(tmp_path, rows, config)
+    idx = F.transformed_name(F.ITEM_ID)
+    assert tft_out.vocabulary_by_name(F.ITEM_VOCAB) == [b"A", b"C"]
+    assert r1[idx] == r3[idx] == 0
+    assert 2 <= r2[idx] < 2 + F.ITEM_OOV_BUCKETS  # B hashes into a bucket after A, C
+    # Positives: A twice, B once; B is beyond the vocabulary.
+    assert data.item_oov_report(tft_out) == {
+        "vocabulary": 2,
+        "items_beyond": 1,
+        "positive_events_beyond": 1,
+        "positive_events": 3,
+        "oov_buckets": F.ITEM_OOV_BUCKETS,
+    }
+    uncapped, _ = run_transform(tmp_path / "all", rows)
+    assert data.item_oov_report(uncapped)["items_beyond"] == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "10"])
+def test_a_bad_vocabulary_size_is_named(bad):
+    with pytest.raises(ValueError, match="item_vocabulary_size must be an int >= 1"):
+        preprocessing.preprocessing_fn({}, {preprocessing.ITEM_VOCABULARY_SIZE: bad})

@@ -128,3 +128,21 @@ def test_the_summary_says_which_baselines_a_run_had(config):
     )
     assert "  baseline: no baseline: no baseline record yet (first run)" in text
     assert "  baseline: ranking baseline: /m" in text
+
+
+def test_the_summary_counts_the_items_beyond_a_capped_vocabulary(config):
+    from pipeline import summary
+    from schemas import features as F
+
+    vocab = {F.ITEM_VOCAB: 1000, F.USER_VOCAB: 50, F.GENRE_VOCAB: 18}
+    oov = {"vocabulary": 1000, "items_beyond": 250, "positive_events_beyond": 400,
+           "positive_events": 10_000, "oov_buckets": 10}  # fmt: skip
+    base = {"components": {}, "counts": {}, "drops": {}}
+    text = summary.render({**base, "vocabularies": {**vocab, "item_oov": oov}}, config)
+    assert (
+        "  items beyond the item vocabulary: 250 items, 400 positive train events (4.0%) "
+        "share its 10 OOV buckets" in text
+    )
+    none = {**oov, "items_beyond": 0, "positive_events_beyond": 0}
+    text = summary.render({**base, "vocabularies": {**vocab, "item_oov": none}}, config)
+    assert "beyond the item vocabulary" not in text

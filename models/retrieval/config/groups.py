@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
+from models.common import distribute
 from models.common.embeddings import FULL, EmbeddingSpec
 from models.retrieval.sequence import HistoryEncoderSpec
 
@@ -80,6 +81,11 @@ class Training:
             when set, caps the total.
         eval_steps: 0 = one pass over the eval data; fn_args.eval_steps wins when set.
         seed: seed of shuffling, samplers and initialisers.
+        max_example_passes: caps epochs x training positives: a larger data set trains
+            fewer epochs (at least one); 0: no cap. ML-100K (~55K positives x 3) and
+            the synthetic default (under 100K x 3) stay under it; 1M events, one epoch.
+        strategy: the tf.distribute strategy, one of models/common/distribute.py's
+            STRATEGIES ("default", "mirrored", "multi_worker").
     """
 
     PATH: ClassVar[str] = f"{PREFIX}.training"
@@ -90,14 +96,24 @@ class Training:
     steps_per_epoch: int = 0
     eval_steps: int = 0
     seed: int = 0
+    max_example_passes: int = 1_000_000
+    strategy: str = distribute.DEFAULT
 
     def __post_init__(self):
         check_at_least(self, 0, ("learning_rate",), strict=True)
+        strategies = distribute.STRATEGIES
+        require(
+            self.PATH,
+            "strategy",
+            self.strategy in strategies,
+            f"must be one of {strategies}",
+            self.strategy,
+        )
         allowed = OPTIMIZERS
         require(self.PATH, "optimizer", self.optimizer in allowed, f"must be one of {allowed}")
         require(self.PATH, "batch_size", self.batch_size >= 2, "must be >= 2", self.batch_size)
         check_at_least(self, 1, ("epochs",))
-        check_at_least(self, 0, ("steps_per_epoch", "eval_steps"))
+        check_at_least(self, 0, ("steps_per_epoch", "eval_steps", "max_example_passes"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,7 +36,7 @@ _KEPT = {
     "tower": ("embedding_dim", "feature_dim", "output_dim", "temperature", "history"),
     "training": (
         *("learning_rate", "optimizer", "batch_size", "epochs"),
-        *("steps_per_epoch", "eval_steps", "seed"),
+        *("steps_per_epoch", "eval_steps", "seed", "strategy", "max_example_passes"),
     ),
     "negatives": ("log_q", "remove_accidental_hits", "unigram_power"),
     "positives": ("downsample_threshold", "cold_min_count", "cold_boost", "non_positive_weight"),

@@ -228,3 +228,70 @@ def test_logged_events_are_marked_and_sampled_negatives_are_not():
         ("C", 1, 1),
     ]
     assert [x[F.LABEL] for x in examples if not x[F.EVENT]] == [0] * 4
+
+
+def test_user_cap_keeps_the_most_recent_events():
+    # u: A(1,5) B(2,5) C(3,2) D(4,5) E(5,4) and unknown Z(6,5); cap 3 keeps C D E (the
+    # latest three known-item events); A and B count as over the cap, Z as unknown.
+    rows = [ev("u", t, i, r) for t, i, r in [(5, "E", 4), (1, "A", 5), (6, "Z", 5),
+                                              (3, "C", 2), (2, "B", 5), (4, "D", 5)]]  # fmt: skip
+    cfg = S.SequenceConfig(history_length=5, max_events_per_user=3)
+    timeline, drops = S.build_timeline("u", iter(rows), {}, ITEMS, cfg)
+    # The last positive E is eval; C and D train; the histories start at C.
+    assert summarize(timeline) == [
+        ("C", 0, "train", ()),
+        ("D", 1, "train", ("C",)),
+        ("E", 1, "eval", ("C", "D")),
+    ]
+    assert timeline.seen == {"C", "D", "E"}
+    assert drops == {S.DROP_OVER_USER_CAP: 2, S.DROP_UNKNOWN_ITEM: 1}
+    uncapped, drops = S.build_timeline("u", rows, {}, ITEMS, S.SequenceConfig(history_length=5,
+                                       max_events_per_user=None))  # fmt: skip
+    assert [e.item_id for e in uncapped.events] == list("ABCDE")
+    assert S.DROP_OVER_USER_CAP not in drops
+
+
+def test_user_cap_ties_keep_the_later_item_and_the_higher_rating():
+    rows = [ev("u", 7, "B", 2), ev("u", 7, "A", 5), ev("u", 7, "B", 5)]
+    timeline, drops = S.build_timeline(
+        "u", rows, {}, ITEMS, S.SequenceConfig(max_events_per_user=1)
+    )
+    assert summarize(timeline) == [("B", 1, "eval", ())]
+    assert drops[S.DROP_OVER_USER_CAP] == 2
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_user_cap_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="max_events_per_user must be an int >= 1 or None"):
+        S.SequenceConfig(max_events_per_user=bad)
+
+
+def _heavy_user(n):
+    """n events of one user, made one at a time (as a runner pages a large group)."""
+    items = list("ABCDEFGHIJ")
+    for t in range(n):
+        yield ev("bot", t, items[t % 10], 5 if t % 3 else 2)
+
+
+def _peak_bytes(rows, cfg):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        timeline, drops = S.build_timeline("bot", rows, {}, ITEMS, cfg)
+        return tracemalloc.get_traced_memory()[1], timeline, drops
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_user_with_100k_events_costs_the_cap_not_the_events():
+    cfg = S.SequenceConfig(max_events_per_user=1_000)
+    peak, timeline, drops = _peak_bytes(_heavy_user(100_000), cfg)
+    assert len(timeline.events) == 1_000 - 1  # the cap, minus none after the eval target
+    assert timeline.events[0].timestamp == 99_000 and timeline.events[-1].split == S.EVAL
+    assert drops[S.DROP_OVER_USER_CAP] == 99_000
+    # 1,000 kept rows, events and histories: about 1 MB. Without the cap every one of
+    # the 100,000 rows is held (the contrast below), tens of MB.
+    assert peak < 5 * 2**20, peak
+    uncapped, _, _ = _peak_bytes(_heavy_user(100_000), S.SequenceConfig(max_events_per_user=None))
+    assert uncapped > 4 * peak

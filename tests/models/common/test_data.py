@@ -106,3 +106,18 @@ def test_positive_rows_with_a_non_positive_weight_keeps_logged_events_not_sample
     assert TARGET_WEIGHT not in only
     old = positive_rows({k: v for k, v in batch.items() if k != F.EVENT}, 0.25)
     np.testing.assert_array_equal(old[ITEM].numpy(), [10, 13])  # data without `event`
+
+
+@pytest.mark.parametrize(
+    "epochs, examples, cap, want",
+    [
+        (5, 300_000, 2_000_000, 5),  # ML-100K's ranker: 1.5M passes, under the cap
+        (5, 500_000, 2_000_000, 4),  # 4 x 500K = 2M fits, 5 would not
+        (5, 3_000_000, 2_000_000, 1),  # 1M events: one epoch, never zero
+        (3, 10, 0, 3),  # 0: no cap
+    ],
+)
+def test_capped_epochs(epochs, examples, cap, want):
+    from models.common.data import capped_epochs
+
+    assert capped_epochs(epochs, examples, cap) == want

@@ -281,3 +281,23 @@ def test_sizes():
 def test_bad_spec_raises_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(TINY, **{field: value})
+
+
+def test_blockwise_candidate_scoring_equals_one_block(monkeypatch):
+    rng = np.random.default_rng(4)
+    query = rng.standard_normal((10, 3)).astype(np.float32)
+    vectors = rng.standard_normal((7, 3)).astype(np.float32)
+    cands = rng.integers(0, 7, (10, 5))
+    correction = rng.standard_normal(7).astype(np.float32)
+    want = np.array([[query[a] @ vectors[c] + correction[c] for c in row]
+                     for a, row in enumerate(cands)])  # fmt: skip
+    monkeypatch.setattr(synthetic, "_BLOCK_ROWS", 3)  # blocks of 3, 3, 3, 1 rows
+    got = synthetic._candidate_logits(query, vectors, cands, correction)
+    assert got.dtype == np.float32 and got.shape == (10, 5)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_scale_sizes_are_offered():
+    for name, events in (("1m", 1_000_000), ("10m", 10_000_000)):
+        spec = synthetic.resolve_spec(name)
+        assert spec.n_users * spec.events_per_user == events
