@@ -105,6 +105,8 @@ def plot(results: dict, path: str) -> None:
     rows = sorted(results.values(), key=lambda r: r["counts"]["events_read"])
     comps = list(dict.fromkeys(c for r in rows for c in r["components"]))
     fig, ax = plt.subplots(figsize=(9, 6))
+    palette = plt.get_cmap("tab20").colors  # one colour per component (tab10 repeats)
+    ax.set_prop_cycle(color=palette)
     for comp in comps:
         pts = [(r["counts"]["events_read"], r["components"][comp])
                for r in rows if r["components"].get(comp)]  # fmt: skip
