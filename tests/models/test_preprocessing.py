@@ -139,6 +139,9 @@ def test_exact_outputs(tmp_path):
     assert [(r[F.DAY_OF_WEEK], r[F.HOUR_OF_DAY]) for r in (r1, r2, r3)] == [(3, 0), (4, 1), (0, 13)]
     assert [r[F.LABEL] for r in (r1, r2, r3)] == [1, 0, 1]
     assert [r[F.EVENT] for r in (r1, r2, r3)] == [1, 0, 1]  # passed through for the trainer
+    # Uncapped: every item is in the vocabulary, none beyond it (A is the one positive).
+    assert data.item_oov_report(tft_out)["items_beyond"] == 0
+    assert data.item_oov_report(tft_out)["positive_events"] == 2
     # The positive counts for log-Q: A is positive twice, nothing else.
     assert tft_out.vocabulary_by_name(F.ITEM_POSITIVE_FREQ_VOCAB) == [b"2 A"]
     assert tft_out.vocabulary_by_name(F.ITEM_VOCAB) == [b"A", b"C", b"B"]
@@ -162,8 +165,6 @@ def test_a_capped_item_vocabulary_sends_the_rest_to_oov_and_counts_them(tmp_path
         "positive_events": 3,
         "oov_buckets": F.ITEM_OOV_BUCKETS,
     }
-    uncapped, _ = run_transform(tmp_path / "all", rows)
-    assert data.item_oov_report(uncapped)["items_beyond"] == 0
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, "10"])
