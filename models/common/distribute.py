@@ -100,6 +100,20 @@ def replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def scaled_gradients(model, inputs) -> tuple[list, list, dict]:
+    """tfrs.Model.train_step's loss, regularisation and total, and the gradients of
+    total / replicas() (the optimizer sums the replicas' gradients; 1 replica: the
+    plain gradients). Returns (gradients, trainable variables, the three losses)."""
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(inputs, training=True)
+        regularization_loss = tf.add_n([tf.constant(0.0)] + list(model.losses))
+        total_loss = loss + regularization_loss
+        scaled_loss = total_loss / replicas()
+    variables = model.trainable_variables
+    losses = {"loss": loss, "regularization_loss": regularization_loss, "total_loss": total_loss}
+    return tape.gradient(scaled_loss, variables), variables, losses
+
+
 def workers(strategy: tf.distribute.Strategy) -> int:
     """Number of workers of `strategy` (1 unless multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -208,17 +208,9 @@ class RankingModel(tfrs.Model):
     def train_step(self, inputs):
         """tfrs.Model.train_step with the gradient of loss / replicas: the optimizer sums
         the replicas' gradients (models/common/distribute.py); 1 replica: unchanged."""
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss(inputs, training=True)
-            regularization_loss = tf.add_n([tf.constant(0.0)] + list(self.losses))
-            total_loss = loss + regularization_loss
-            scaled_loss = total_loss / distribute.replicas()
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
+        gradients, variables, losses = distribute.scaled_gradients(self, inputs)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        metrics = {metric.name: metric.result() for metric in self.metrics}
-        metrics.update(loss=loss, regularization_loss=regularization_loss, total_loss=total_loss)
-        return metrics
+        return {**{metric.name: metric.result() for metric in self.metrics}, **losses}
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, inputs):

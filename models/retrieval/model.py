@@ -139,15 +139,8 @@ class RetrievalModel(tfrs.Model):
     def train_step(self, inputs):
         """tfrs.Model.train_step, with gradients of `frozen_variables` zeroed during the
         first embeddings.freeze_steps steps (with zero gradients Adam/Adagrad do not move)."""
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss(inputs, training=True)
-            regularization_loss = tf.add_n([tf.constant(0.0)] + list(self.losses))
-            total_loss = loss + regularization_loss
-            # The optimizer sums the replicas' gradients: each replica's mean loss counts
-            # 1 / replicas, as Keras' compiled losses do (models/common/distribute.py).
-            scaled_loss = total_loss / distribute.replicas()
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled_loss, variables)
+        # Gradients of loss / replicas: the optimizer sums the replicas' gradients.
+        gradients, variables, losses = distribute.scaled_gradients(self, inputs)
         freeze_steps = self.config.embeddings.freeze_steps
         if self.frozen_variables and freeze_steps:
             open_ = tf.cast(self.optimizer.iterations >= freeze_steps, tf.float32)
@@ -157,7 +150,7 @@ class RetrievalModel(tfrs.Model):
                 for g, v in zip(gradients, variables, strict=True)
             ]
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return {"loss": loss, "regularization_loss": regularization_loss, "total_loss": total_loss}
+        return losses
 
 
 def _padded(probs: np.ndarray, size: int) -> tf.Tensor:
