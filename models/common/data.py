@@ -89,13 +89,20 @@ def item_positive_counts(tf_transform_output: tft.TFTransformOutput) -> np.ndarr
     items = tf_transform_output.vocabulary_by_name(F.ITEM_VOCAB)
     index = {item: i for i, item in enumerate(items)}
     counts = np.zeros(len(items) + F.ITEM_OOV_BUCKETS, dtype=np.float64)
+    for item, count in _positive_frequencies(tf_transform_output):
+        if item in index:
+            counts[index[item]] = count
+    return counts
+
+
+def _positive_frequencies(tf_transform_output: tft.TFTransformOutput):
+    """Yields (item id bytes, positive count) of every line ("count item") of the
+    frequency vocabulary Transform saved for log-Q, whatever the item vocabulary kept."""
     path = tf_transform_output.vocabulary_file_by_name(F.ITEM_POSITIVE_FREQ_VOCAB)
     with tf.io.gfile.GFile(path, "rb") as f:
         for line in f:
             count, _, item = line.rstrip(b"\n").partition(b" ")
-            if item in index:
-                counts[index[item]] = float(count)
-    return counts
+            yield item, float(count)
 
 
 def item_oov_report(tf_transform_output: tft.TFTransformOutput) -> dict:
@@ -109,14 +116,11 @@ def item_oov_report(tf_transform_output: tft.TFTransformOutput) -> dict:
     """
     known = set(tf_transform_output.vocabulary_by_name(F.ITEM_VOCAB))
     beyond = events = total = 0
-    path = tf_transform_output.vocabulary_file_by_name(F.ITEM_POSITIVE_FREQ_VOCAB)
-    with tf.io.gfile.GFile(path, "rb") as f:
-        for line in f:
-            count, _, item = line.rstrip(b"\n").partition(b" ")
-            total += int(float(count))
-            if item not in known:
-                beyond += 1
-                events += int(float(count))
+    for item, count in _positive_frequencies(tf_transform_output):
+        total += int(count)
+        if item not in known:
+            beyond += 1
+            events += int(count)
     return {
         "vocabulary": len(known),
         "items_beyond": beyond,

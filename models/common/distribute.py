@@ -31,12 +31,6 @@ TF_CONFIG = "TF_CONFIG"
 _created: dict[str, tf.distribute.Strategy] = {}
 
 
-def check_name(path: str, name) -> None:
-    """ValueError naming the config field when `name` is not one of STRATEGIES."""
-    if name not in STRATEGIES:
-        raise ValueError(f"{path} must be one of {STRATEGIES}, got {name!r}")
-
-
 def cluster() -> dict:
     """TF_CONFIG parsed ({} when unset); ValueError naming it when it is not JSON of a
     cluster and a task."""
@@ -73,7 +67,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy of a config name; one instance per name per process (TF allows
     MultiWorkerMirroredStrategy to be created once, before other TF ops run).
     Raises ValueError for an unknown name, RuntimeError when multi_worker comes too late."""
-    check_name("strategy", name)
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
     if name == DEFAULT:
         return tf.distribute.get_strategy()  # the current scope's, else TF's default
     if name in _created:

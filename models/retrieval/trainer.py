@@ -70,9 +70,7 @@ def positives_dataset(files, tft_output, config: RetrievalConfig, counts, *, tra
         if keep is not None or repeat is not None:
             ds = samplers.resample_positives(ds, keep, repeat, seed=seed)
         ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.training.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
-    strategy = distribute.make_strategy(config.training.strategy)
-    return distribute.shard_policy(ds, strategy, distribute.file_count(files))
+    return ds.batch(config.training.batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
 
 
 def positive_rows(batch: dict, non_positive_weight: float = 0.0) -> dict:
@@ -222,11 +220,15 @@ def run_fn(fn_args) -> None:
     counts = info.pop("counts")
     steps = _steps(fn_args.train_steps, config.training.steps_per_epoch, epochs)
     train = positives_dataset(fn_args.train_files, tft_output, config, counts, training=True)
+    train = distribute.shard_policy(train, strategy, distribute.file_count(fn_args.train_files))
     train = train.repeat() if steps else train
     validation, val_steps = None, None
     if fn_args.eval_files:
         validation = positives_dataset(
             fn_args.eval_files, tft_output, config, counts, training=False
+        )
+        validation = distribute.shard_policy(
+            validation, strategy, distribute.file_count(fn_args.eval_files)
         )
         val_steps = fn_args.eval_steps or config.training.eval_steps or None
         validation = validation.repeat() if val_steps else validation

@@ -295,9 +295,3 @@ def test_blockwise_candidate_scoring_equals_one_block(monkeypatch):
     got = synthetic._candidate_logits(query, vectors, cands, correction)
     assert got.dtype == np.float32 and got.shape == (10, 5)
     np.testing.assert_allclose(got, want, rtol=1e-5)
-
-
-def test_scale_sizes_are_offered():
-    for name, events in (("1m", 1_000_000), ("10m", 10_000_000)):
-        spec = synthetic.resolve_spec(name)
-        assert spec.n_users * spec.events_per_user == events
