@@ -74,6 +74,25 @@ ROWS = [
         history_length=0,
         history_length_bucket="0",
     ),
+    # C is in the histories above: as in BehaviorSequenceGen's output, where every history
+    # item is an earlier event's target, it is a target too (here a sampled negative).
+    dict(
+        user_id="u1",
+        item_id="C",
+        label=0,
+        event=0,
+        timestamp=0,
+        age=30,
+        gender="F",
+        occupation="artist",
+        genres=["Comedy"],
+        genre="Comedy",
+        year=-1,
+        history_item_ids=pad([]),
+        history_genres=pad([]),
+        history_length=0,
+        history_length_bucket="0",
+    ),
 ]
 
 
@@ -115,19 +134,21 @@ def run_transform(tmp_path, rows=ROWS, custom_config=None):
 
 
 def test_exact_outputs(tmp_path):
-    tft_out, (r1, r2, r3) = run_transform(tmp_path)
+    tft_out, (r1, r2, r3, r4) = run_transform(tmp_path)
     idx = F.transformed_name
-    # Item vocab (train counts incl. history): A 3, C 2, B 1 -> A=0, C=1, B=2.
-    assert [r[idx(F.ITEM_ID)] for r in (r1, r2, r3)] == [0, 2, 0]
+    # Item vocab, counted over the targets only: A 2, then C 1 and B 1 (ties in reverse
+    # lexicographic order) -> A=0, C=1, B=2; the histories are looked up in it.
+    assert [r[idx(F.ITEM_ID)] for r in (r1, r2, r3, r4)] == [0, 2, 0, 1]
     np.testing.assert_array_equal(r1[idx(F.HISTORY_ITEM_IDS)], [1] + [-1] * (L - 1))
     np.testing.assert_array_equal(r2[idx(F.HISTORY_ITEM_IDS)], [0, 1] + [-1] * (L - 2))
     np.testing.assert_array_equal(r3[idx(F.HISTORY_ITEM_IDS)], [-1] * L)
     np.testing.assert_array_equal(r2[F.HISTORY_MASK], [1, 1] + [0] * (L - 2))
-    # Genre vocab: Drama 5, Action 3, Comedy 2 -> 0, 1, 2.
-    assert list(r1[idx(F.GENRES)]) == [1, 0] and list(r3[idx(F.GENRES)]) == [0]
-    assert [r[idx(F.PRIMARY_GENRE)] for r in (r1, r2, r3)] == [1, 0, 0]
-    np.testing.assert_array_equal(r2[idx(F.HISTORY_GENRES)], [1, 2] + [-1] * (L - 2))
-    # Users u1 (2) u2 (1); gender F (2) then __unknown__; occupation artist (2), doctor.
+    # Genre vocab over the targets' genres and primary genres (not the histories):
+    # Drama 4, then Comedy 2 and Action 2 (reverse lexicographic) -> 0, 1, 2.
+    assert list(r1[idx(F.GENRES)]) == [2, 0] and list(r3[idx(F.GENRES)]) == [0]
+    assert [r[idx(F.PRIMARY_GENRE)] for r in (r1, r2, r3, r4)] == [2, 0, 0, 1]
+    np.testing.assert_array_equal(r2[idx(F.HISTORY_GENRES)], [2, 1] + [-1] * (L - 2))
+    # Users u1 (3) u2 (1); gender F (3) then __unknown__; occupation artist (3), doctor.
     assert [r[idx(F.USER_ID)] for r in (r1, r2, r3)] == [0, 1, 0]
     assert [r[idx(F.GENDER)] for r in (r1, r2, r3)] == [0, 1, 0]
     assert [r[idx(F.OCCUPATION)] for r in (r1, r2, r3)] == [0, 0, 1]
@@ -148,11 +169,11 @@ def test_exact_outputs(tmp_path):
 
 
 def test_a_capped_item_vocabulary_sends_the_rest_to_oov_and_counts_them(tmp_path):
-    # Item counts (targets and histories): A 3, C 2, B 1; B is now a positive too.
+    # Target counts: A 2, C 1, B 1 (C before B: reverse lexicographic); B is now a positive.
     rows = [dict(r) for r in ROWS]
     rows[1].update(label=1, event=1)
     config = {preprocessing.ITEM_VOCABULARY_SIZE: 2}
-    tft_out, (r1, r2, r3) = run_transform(tmp_path, rows, config)
+    tft_out, (r1, r2, r3, _) = run_transform(tmp_path, rows, config)
     idx = F.transformed_name(F.ITEM_ID)
     assert tft_out.vocabulary_by_name(F.ITEM_VOCAB) == [b"A", b"C"]
     assert r1[idx] == r3[idx] == 0

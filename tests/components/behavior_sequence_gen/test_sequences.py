@@ -122,6 +122,32 @@ def test_no_eval_event_in_any_train_history(split):
     assert n_eval > 50  # the property was exercised
 
 
+@pytest.mark.parametrize("split", [S.LEAVE_LAST_OUT, S.TIME_CUTOFF])
+def test_every_history_item_is_a_target_of_the_same_split_or_an_earlier_one(split):
+    # Transform's item and genre vocabularies read the train split's targets only
+    # (models/preprocessing.py); that holds every train history item only if this does.
+    rng = np.random.default_rng(11)
+    catalog = {f"i{k}": {F.ITEM_ID: f"i{k}", F.GENRES: ["G"]} for k in range(300)}
+    cfg = S.SequenceConfig(
+        split=split, cutoff_timestamp=500, history_length=5, max_events_per_user=25
+    )
+    targets = {S.TRAIN: set(), S.EVAL: set()}
+    histories = {S.TRAIN: set(), S.EVAL: set()}
+    for u in range(200):
+        n = int(rng.integers(1, 40))
+        rows = [
+            ev(f"u{u}", int(rng.integers(0, 60)) * 17, f"i{rng.integers(300)}", rng.integers(1, 6))
+            for _ in range(n)
+        ]  # repeats, ties in time and users above the cap included
+        timeline, _ = S.build_timeline(f"u{u}", rows, {}, catalog, cfg)
+        for e in timeline.events if timeline else ():
+            targets[e.split].add(e.item_id)
+            histories[e.split].update(e.history)
+    assert len(histories[S.TRAIN]) > 100  # the property was exercised
+    assert histories[S.TRAIN] <= targets[S.TRAIN]
+    assert histories[S.EVAL] <= targets[S.TRAIN] | targets[S.EVAL]
+
+
 def test_negatives_never_seen_and_share_context():
     cfg = S.SequenceConfig(history_length=3, negative_ratio=2, negative_exclusion=S.EXCLUDE_EVER)
     timeline, _ = S.build_timeline("u1", THREE_USERS["u1"], {}, ITEMS, cfg)
