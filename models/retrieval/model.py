@@ -133,7 +133,10 @@ class RetrievalModel(tfrs.Model):
         if self.config.negatives.log_q:
             q_prob = tf.maximum(tf.gather(self._item_probs, unique), losses.PROB_FLOOR)
             logits -= tf.math.log(q_prob)[tf.newaxis, :]
-        per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)
+        # -log softmax by hand: a step whose position_sample kept no pair has [0, 0]
+        # logits, which sparse_softmax_cross_entropy_with_logits refuses; this gives 0.
+        label = tf.cast(label, tf.int32)
+        per_row = tf.reduce_logsumexp(logits, axis=1) - tf.gather(logits, label, batch_dims=1)
         return tf.reduce_sum(per_row) / tf.maximum(tf.cast(tf.size(per_row), tf.float32), 1.0)
 
     def train_step(self, inputs):

@@ -43,7 +43,11 @@ def flat_fixture(name):
 
 
 def test_the_former_default_flat_json_loads_to_the_default_config():
-    assert RetrievalConfig.from_dict(flat_fixture("default")) == RetrievalConfig()
+    # The fixture spells out every field as the default was then; position_sample's
+    # default has since moved from 1.0 to 0.1, and a file that says 1.0 keeps 1.0.
+    then = RetrievalConfig().with_overrides({"history": {"position_sample": 1.0}})
+    assert RetrievalConfig.from_dict(flat_fixture("default")) == then
+    assert then != RetrievalConfig()
 
 
 @pytest.mark.parametrize("name", FLAT_FIXTURES)
@@ -63,7 +67,7 @@ def test_every_former_flat_key_maps_to_its_new_place(name):
 def test_a_former_flat_json_builds_the_same_grouped_config():
     config = RetrievalConfig.from_dict(flat_fixture("sampled_softmax"))
     assert config == RetrievalConfig(
-        tower=Tower(16, 4, 2, 32, 24, 0.1, HistoryEncoderSpec(kind="mean")),
+        tower=Tower(16, 4, 2, 32, 24, 0.1, HistoryEncoderSpec(kind="mean", position_sample=1.0)),
         training=Training(0.05, "adagrad", 128, 2, 10, 5, 7),
         loss=SampledSoftmax(256, "unigram", 32, 0.5, "per_row"),
         negatives=Negatives(False, False, "uniform", 0.5, 3),

@@ -107,7 +107,13 @@ def _sa_model(**history):
     from models.retrieval.model import build_model
     from tests.models.retrieval.test_model import COUNTS, SIZES, small
 
-    spec = {"kind": "self_attention", "num_layers": 1, "num_heads": 2, "dropout": 0.0}
+    spec = {
+        "kind": "self_attention",
+        "num_layers": 1,
+        "num_heads": 2,
+        "dropout": 0.0,
+        "position_sample": 1.0,
+    }  # every pair, unless a test asks for a share
     return build_model(small(history=HistoryEncoderSpec(**{**spec, **history})), SIZES, COUNTS)
 
 
@@ -188,3 +194,14 @@ def test_position_sample_keeps_about_that_share_of_the_pairs():
     assert len(losses) > 1  # a fresh random subset each step
     full = _sa_model(position_targets=1.0)
     assert len({float(full._position_loss(batch, training=False)) for _ in range(3)}) == 1
+
+
+def test_a_step_whose_sample_keeps_no_pair_adds_zero_and_trains():
+    # At a small share a short batch can keep no (prefix, next) pair at all: the loss
+    # is then 0, not a softmax over no classes (which TF refuses).
+    from tests.models.retrieval.test_model import features
+
+    model = _sa_model(position_targets=1.0, position_sample=1e-9)
+    batch = features(history=((1, 2, 3), (4, 5)))
+    assert float(model._position_loss(batch, training=True)) == 0.0
+    assert np.isfinite(float(model.compute_loss(batch, training=True)))
