@@ -5,18 +5,9 @@ import dataclasses
 
 from tfx import v1 as tfx
 
-from pipeline import pipeline as P
 from pipeline.config import LOCAL_WORKERS, PipelineConfig, multiprocessing_beam_args
 from pipeline.parallel_runner import ParallelDagRunner
 from pipeline.pipeline import create_pipeline
-
-# The nodes whose memory should leave with them: each runs in a process of its own.
-FRESH_PROCESS_NODES = (
-    P.RETRIEVAL_TUNER,
-    P.RETRIEVAL_TRAINER,
-    P.RANKING_TRAINER,
-    P.RANKING_EVALUATOR,
-)
 
 
 def local_config(config: PipelineConfig, workers: int) -> PipelineConfig:
@@ -36,11 +27,10 @@ def run(config: PipelineConfig, until: str | None = None, workers: int = LOCAL_W
         workers: 1 runs TFX's LocalDagRunner in this process, one component at a
             time; N > 1 runs up to N ready components at once (ParallelDagRunner),
             and BehaviorSequenceGen, which runs alone, on N Beam processes (unless
-            Beam args were given); the trainers, the Tuner and the ranking
-            Evaluator each in a process of their own (FRESH_PROCESS_NODES).
+            Beam args were given).
     """
     pipeline = create_pipeline(local_config(config, workers), until)
     if workers == 1:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     else:
-        ParallelDagRunner(workers, fresh_process=FRESH_PROCESS_NODES).run(pipeline)
+        ParallelDagRunner(workers).run(pipeline)

@@ -15,14 +15,6 @@ Keras' session, the eager context) is per process, and two trainers sharing one
 would change each other's results. A worker runs one component at a time, as
 LocalDagRunner's single process does.
 
-Nodes named in `fresh_process` (the local runner names the trainers, the Tuner and
-the TFMA evaluator) run in a new process of their own, spawned by the worker, which
-exits when the node ends: TensorFlow's allocator and the Keras/TFMA caches keep what a
-trainer touched mapped for the worker's life (B6 at 1M events: a worker that had run
-the two-tower still held 3.5 GiB while the assembler ran beside it), and
-`release_memory` gives back only glibc's free pages. The price is one interpreter
-start with its imports per such node (a few seconds).
-
 MLMD is a SQLite file here. Its writes (a node's driver and its publish) are
 serialised across the workers by an exclusive `flock` on `<metadata>.lock`; the
 executors themselves run unlocked.
@@ -34,9 +26,8 @@ import contextlib
 import datetime
 import fcntl
 import multiprocessing
-import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent import futures
 
 from tfx.dsl.compiler import constants
@@ -108,20 +99,8 @@ def lock_path_for(connection_config) -> str:
     return uri + ".lock"
 
 
-def _run_node(pipeline_bytes: bytes, node_id: str, fresh: bool) -> int:
-    """Runs one node in this worker, or (fresh) in a child process that exits after it;
-    returns the pid that ran it. A child's exception is raised here."""
-    if not fresh:
-        _launch_in_worker(pipeline_bytes, node_id)
-        return os.getpid()
-    spawn = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(1, mp_context=spawn) as child:
-        return child.submit(_launch_in_worker, pipeline_bytes, node_id).result()
-
-
-def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> int:
-    """Runs one node in a worker process, as LocalDagRunner runs it in its own; returns
-    this process's pid."""
+def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> None:
+    """Runs one node in a worker process, as LocalDagRunner runs it in its own."""
     pipeline = pipeline_pb2.Pipeline.FromString(pipeline_bytes)
     deployment, connection_config = _connection_config(pipeline)
     node = next(n.pipeline_node for n in pipeline.nodes if n.pipeline_node.node_info.id == node_id)
@@ -137,7 +116,6 @@ def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> int:
         ).launch()
     finally:
         release_memory()  # the worker waits for its next node holding no freed heap
-    return os.getpid()
 
 
 def _wait_for_all(ready) -> None:
@@ -182,23 +160,11 @@ def schedule(
 class ParallelDagRunner(tfx_runner.IrBasedRunner):
     """LocalDagRunner's semantics, with ready nodes launched in `workers` processes."""
 
-    def __init__(
-        self,
-        workers: int = LOCAL_WORKERS,
-        log: Callable[[str], None] | None = None,
-        fresh_process: Collection[str] = (),
-    ):
-        """Args:
-        workers: worker processes (ready nodes run at once, up to this many).
-        log: where progress lines go (default: stdout).
-        fresh_process: ids of the nodes that run in a process of their own, which
-            exits when the node ends (see the module docstring).
-        """
+    def __init__(self, workers: int = LOCAL_WORKERS, log: Callable[[str], None] | None = None):
         if workers < 1:
             raise ValueError(f"workers={workers}: need at least 1")
         self._workers = workers
         self._log = log or (lambda line: print(line, flush=True))
-        self._fresh = frozenset(fresh_process)
 
     def run_with_ir(self, pipeline: pipeline_pb2.Pipeline, run_options=None) -> None:
         """Runs the compiled pipeline; raises the first failed node's exception."""
@@ -252,11 +218,8 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                         with metadata.Metadata(connection_config) as handle:
                             partial_run_utils.snapshot(handle, pipeline)
                     started.add(node_id)
-                    fresh = node_id in self._fresh
-                    future = pool.submit(_run_node, blob, node_id, fresh)
-                    running[future] = (node_id, time.time())
-                    own = " (in a process of its own)" if fresh else ""
-                    self._log(f"  {stamp()} started  {node_id}{own}")
+                    running[pool.submit(_launch_in_worker, blob, node_id)] = (node_id, time.time())
+                    self._log(f"  {stamp()} started  {node_id}")
                 if not running:
                     break
                 finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)

@@ -18,12 +18,11 @@ def Step(  # noqa: N802 -- a TFX component, named like a class
     fail: Parameter[int],
     out: OutputArtifact[String],
 ):
-    """Sleeps `seconds`, then writes <log_dir>/<name>.json: start, end, pid, parent pid;
-    raises if `fail`."""
+    """Sleeps `seconds`, then writes <log_dir>/<name>.json: start, end, pid; raises if `fail`."""
     start = time.time()
     time.sleep(seconds)
     if fail:
         raise RuntimeError(f"step {name} failed on purpose")
     with open(os.path.join(log_dir, f"{name}.json"), "w") as f:
-        json.dump({"start": start, "end": time.time(), "pid": os.getpid(), "ppid": os.getppid()}, f)
+        json.dump({"start": start, "end": time.time(), "pid": os.getpid()}, f)
     out.value = name

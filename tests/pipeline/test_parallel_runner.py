@@ -120,29 +120,6 @@ def test_a_failed_node_raises_and_its_downstream_never_runs(tmp_path):
     assert "not run: d" in lines[-1]
 
 
-def test_a_fresh_process_node_runs_outside_the_workers_and_its_failure_is_raised(tmp_path):
-    log_dir = tmp_path / "log"
-    log_dir.mkdir()
-    lines = []
-    ParallelDagRunner(workers=2, log=lines.append, fresh_process={"b"}).run(
-        diamond(str(tmp_path / "ok"), str(log_dir), seconds=0.5)
-    )
-    ran = read_log(log_dir)
-    assert {ran[n]["ppid"] for n in "acd"} == {os.getpid()}  # the pool's workers ran them
-    workers = {ran[n]["pid"] for n in "acd"}
-    assert ran["b"]["ppid"] != os.getpid()  # a child of a worker, not a worker
-    assert ran["b"]["pid"] not in workers
-    assert ran["a"]["end"] <= ran["b"]["start"] and ran["b"]["end"] <= ran["d"]["start"]
-    assert any("started  b (in a process of its own)" in line for line in lines)
-    assert all(s == ["COMPLETE"] for s in states(str(tmp_path / "ok")).values())
-
-    with pytest.raises(RuntimeError, match="step b failed on purpose"):
-        ParallelDagRunner(workers=2, log=lambda _: None, fresh_process={"b"}).run(
-            diamond(str(tmp_path / "fail"), str(log_dir), fail="b")
-        )
-    assert states(str(tmp_path / "fail"))["b"] == ["FAILED"]
-
-
 def test_needs_a_sqlite_metadata_store(tmp_path):
     bare = diamond(str(tmp_path), str(tmp_path))
     bare.metadata_connection_config = None
