@@ -10,8 +10,9 @@ kept event of the same user, and BehaviorSequenceGen emits every kept event as a
 example of that split or an earlier one, so the targets already hold every history item
 and genre. Analysing the L-long histories too reads L + 1 times the strings for the same
 vocabulary; the frequencies that order the ids (and choose `item_vocabulary_size`'s top
-k) are target counts. (B6 at 1M events: Transform took 315 s after this change and 317 s
-before, so its time is in applying and writing the examples, not in this analysis.)
+k) are target counts. (B6 at 1M events, `python -m bench.scale --sizes 1m`: Transform took
+308 s after this change and 317 s before, so most of its time is elsewhere, in applying
+the graph and writing the examples.)
 The positive count of every item is saved as a frequency vocabulary for the
 retrieval model's log-Q correction.
 """

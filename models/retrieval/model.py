@@ -135,7 +135,6 @@ class RetrievalModel(tfrs.Model):
             logits -= tf.math.log(q_prob)[tf.newaxis, :]
         # -log softmax by hand: a step whose position_sample kept no pair has [0, 0]
         # logits, which sparse_softmax_cross_entropy_with_logits refuses; this gives 0.
-        label = tf.cast(label, tf.int32)
         per_row = tf.reduce_logsumexp(logits, axis=1) - tf.gather(logits, label, batch_dims=1)
         return tf.reduce_sum(per_row) / tf.maximum(tf.cast(tf.size(per_row), tf.float32), 1.0)
 
