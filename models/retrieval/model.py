@@ -257,4 +257,5 @@ def compile_model(model: RetrievalModel) -> None:
     """(Re)compiles with the configured optimizer (after changing `trainable` flags too)."""
     cfg = model.config.training
     optimizer = tf_keras.optimizers.Adam if cfg.optimizer == "adam" else tf_keras.optimizers.Adagrad
-    model.compile(optimizer=optimizer(learning_rate=cfg.learning_rate))
+    ema = {"use_ema": True, "ema_momentum": cfg.ema_momentum} if cfg.ema_momentum else {}
+    model.compile(optimizer=optimizer(learning_rate=cfg.learning_rate, **ema))

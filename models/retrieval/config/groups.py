@@ -86,6 +86,9 @@ class Training:
             the synthetic default (under 100K x 3) stay under it; 1M events, one epoch.
         strategy: the tf.distribute strategy, one of models/common/distribute.py's
             STRATEGIES ("default", "mirrored", "multi_worker").
+        ema_momentum: 0 = off; else the exported weights are the exponential moving
+            average of the trained ones (Polyak averaging; Keras' use_ema), updated
+            every step with this momentum, in [0.9, 1).
     """
 
     PATH: ClassVar[str] = f"{PREFIX}.training"
@@ -98,9 +101,18 @@ class Training:
     seed: int = 0
     max_example_passes: int = 1_000_000
     strategy: str = distribute.DEFAULT
+    ema_momentum: float = 0.0
 
     def __post_init__(self):
         check_at_least(self, 0, ("learning_rate",), strict=True)
+        ema = self.ema_momentum
+        require(
+            self.PATH,
+            "ema_momentum",
+            ema == 0.0 or 0.9 <= ema < 1.0,
+            "must be 0 (off) or in [0.9, 1)",
+            ema,
+        )
         strategies = distribute.STRATEGIES
         require(
             self.PATH,

@@ -37,6 +37,7 @@ _KEPT = {
     "training": (
         *("learning_rate", "optimizer", "batch_size", "epochs"),
         *("steps_per_epoch", "eval_steps", "seed", "strategy", "max_example_passes"),
+        "ema_momentum",
     ),
     "negatives": ("log_q", "remove_accidental_hits", "unigram_power"),
     "positives": ("downsample_threshold", "cold_min_count", "cold_boost", "non_positive_weight"),

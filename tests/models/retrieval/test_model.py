@@ -305,3 +305,31 @@ def test_memory_efficient_embeddings_per_id_feature(tiny):
         cfg.with_overrides(item_embedding=E.EmbeddingSpec()), tiny["sizes"], tiny["counts"]
     )
     assert embedding_memory(full, tiny["sizes"], 32)[F.ITEM_ID]["ratio"] == 1.0
+
+
+def test_ema_momentum_exports_the_moving_average_of_each_steps_weights(tiny):
+    """Hand-derived Polyak averaging: the average starts at the weights the first step
+    sees (w0) and after step t is m * avg + (1 - m) * w_t; fit's end (here called by
+    hand, as Keras' fit does) overwrites every trainable weight with it. So after three
+    steps the weight is m^3 w0 + m^2 (1-m) w1 + m (1-m) w2 + (1-m) w3."""
+    m = 0.9
+    cfg = RetrievalConfig().with_overrides(batch_size=32, learning_rate=0.05, ema_momentum=m)
+    model = build_model(cfg, tiny["sizes"], tiny["counts"], catalog=tiny["catalog"])
+    variable = next(v for v in model.trainable_variables if "kernel" in v.name)
+    seen = [variable.numpy().copy()]
+    for step in range(3):
+        model.train_step(tiny["batches"][step])
+        seen.append(variable.numpy().copy())
+    assert not np.allclose(seen[1], seen[3])  # the steps moved the weight
+    expected = m**3 * seen[0] + m**2 * (1 - m) * seen[1] + m * (1 - m) * seen[2] + (1 - m) * seen[3]
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Off by default: the weights are the last step's.
+    plain = build_model(cfg.with_overrides(ema_momentum=0.0), tiny["sizes"], tiny["counts"])
+    assert not plain.optimizer.use_ema
+
+
+@pytest.mark.parametrize("bad", [0.5, 1.0, -0.1])
+def test_ema_momentum_outside_its_range_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match=r"training\.ema_momentum .*\[0\.9, 1\)"):
+        RetrievalConfig().with_overrides(ema_momentum=bad)
