@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
+import tf_keras
 
 from models.common import data
 from models.common import embeddings as E
@@ -309,22 +310,23 @@ def test_memory_efficient_embeddings_per_id_feature(tiny):
 
 def test_ema_momentum_exports_the_moving_average_of_each_steps_weights(tiny):
     """Hand-derived Polyak averaging: the average starts at the weights the first step
-    sees (w0) and after step t is m * avg + (1 - m) * w_t; fit's end (here called by
-    hand, as Keras' fit does) overwrites every trainable weight with it. So after three
-    steps the weight is m^3 w0 + m^2 (1-m) w1 + m (1-m) w2 + (1-m) w3."""
+    sees (w0) and after step t is m * avg + (1 - m) * w_t; the end of `fit` (the
+    trainer's path) overwrites every trainable weight with it. So after three steps the
+    weight is m^3 w0 + m^2 (1-m) w1 + m (1-m) w2 + (1-m) w3."""
     m = 0.9
     cfg = RetrievalConfig().with_overrides(batch_size=32, learning_rate=0.05, ema_momentum=m)
     model = build_model(cfg, tiny["sizes"], tiny["counts"], catalog=tiny["catalog"])
     variable = next(v for v in model.trainable_variables if "kernel" in v.name)
     seen = [variable.numpy().copy()]
-    for step in range(3):
-        model.train_step(tiny["batches"][step])
-        seen.append(variable.numpy().copy())
-    assert not np.allclose(seen[1], seen[3])  # the steps moved the weight
+    record = tf_keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(variable.numpy().copy())
+    )
+    batches = tf.data.Dataset.from_tensors(tiny["batches"][0]).repeat()
+    model.fit(batches, epochs=1, steps_per_epoch=3, callbacks=[record], verbose=0)
+    assert len(seen) == 4 and not np.allclose(seen[1], seen[3])  # the steps moved it
     expected = m**3 * seen[0] + m**2 * (1 - m) * seen[1] + m * (1 - m) * seen[2] + (1 - m) * seen[3]
-    model.optimizer.finalize_variable_values(model.trainable_variables)
     np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-5, atol=1e-6)
-    # Off by default: the weights are the last step's.
+    # 0 turns it off: the optimizer keeps no average.
     plain = build_model(cfg.with_overrides(ema_momentum=0.0), tiny["sizes"], tiny["counts"])
     assert not plain.optimizer.use_ema
 
