@@ -72,7 +72,7 @@ def build_splits(root: str, seq_cfg, out_dir: str):
     test_data = X.load_eval_data(D.examples_artifact(arts.examples), catalog)
     item_ids = [i.decode() for i in test_data.candidates[F.ITEM_ID]]
     events = D.user_events(arts.interactions, item_ids, seq_cfg)
-    train_glob = os.path.join(arts.transformed_examples, "Split-train", "*")
+    train_glob = os.path.join(arts.examples, "Split-train", "*")  # raw, as the pipeline trains
     test = S.Split(
         "test",
         test_data,

@@ -42,7 +42,6 @@ class Artifacts:
     examples: str
     catalog: str
     transform_graph: str
-    transformed_examples: str
 
     @classmethod
     def locate(cls, root: str) -> Artifacts:
@@ -57,7 +56,6 @@ class Artifacts:
             latest("BehaviorSequenceGen", "examples"),
             latest("BehaviorSequenceGen", "catalog"),
             latest("Transform", "transform_graph"),
-            latest("Transform", "transformed_examples"),
         )
 
 

@@ -75,7 +75,7 @@ class ServedModels:
         arts = D.Artifacts.locate(self.root)
         args = FnArgs(
             train_files=[split.train_files],
-            eval_files=[os.path.join(arts.transformed_examples, "Split-eval", "*")],
+            eval_files=[os.path.join(arts.examples, "Split-eval", "*")],
             transform_output=self.graph,
             serving_model_dir=os.path.join(root, "model", "Format-Serving"),
             model_run_dir=os.path.join(root, "model_run"),

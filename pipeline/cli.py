@@ -92,6 +92,7 @@ def build_config(args: argparse.Namespace) -> C.PipelineConfig:
         model_name=args.model_name,
         tuning=SearchSpace(max_trials=args.tune_trials) if args.tune else None,
         item_vocabulary_size=args.item_vocabulary_size,
+        transform_materialize=args.materialize_transform,
     )
 
 
@@ -138,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         "--item-vocabulary-size",
         type=int,
         help="keep the N most frequent items; the rest share the OOV buckets (default: all)",
+    )
+    run.add_argument(
+        "--materialize-transform",
+        action="store_true",
+        help="Transform writes transformed examples and the trainers read them (default: "
+        "the trainers transform BehaviorSequenceGen's examples themselves)",
     )
     run.add_argument(
         "--max-events-per-user",

@@ -174,6 +174,12 @@ class PipelineConfig:
             StrictExampleValidator already cover the same examples, and on ML-100K they
             cost Transform 91 and 94 s against 68 and 73 s without (Transform alone, two
             runs each, session 7).
+        transform_materialize: let Transform write transformed examples, which the
+            trainers and the Tuner then read. Off by default (TFX's `materialize=False`):
+            they read BehaviorSequenceGen's raw examples and apply Transform's graph in
+            their input pipeline (models/common/data.py), which removes Transform's
+            second Beam pass over the training split (decode, transform, encode, write:
+            B6 in the README). Turn it on to inspect the transformed examples.
         sequence_beam_args: BehaviorSequenceGen's own Beam args, after
             beam_pipeline_args. The local runner sets multi-processing here: the
             component runs alone, and it is the one data stage that may gain from a
@@ -211,6 +217,7 @@ class PipelineConfig:
     model_name: str = "recommender"
     keep_versions: int = 5
     transform_statistics: bool = False
+    transform_materialize: bool = False
     sequence_beam_args: tuple[str, ...] = ()
     tuning: SearchSpace | None = None
     vertex_training: VertexTraining | None = None

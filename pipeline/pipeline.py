@@ -116,6 +116,7 @@ def _data_stages(config: PipelineConfig, values: Mapping) -> dict:
         splits_config=transform_pb2.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         disable_statistics=not config.transform_statistics,
         custom_config={ITEM_VOCABULARY_SIZE: config.item_vocabulary_size},
+        materialize=config.transform_materialize,
     )
     return {
         **{g.id: g for g in gens.values()},
@@ -127,6 +128,15 @@ def _data_stages(config: PipelineConfig, values: Mapping) -> dict:
     }
 
 
+def _training_examples(config: PipelineConfig, stages: dict):
+    """The examples the trainers and the Tuner read: Transform's transformed examples when
+    it materializes them, else BehaviorSequenceGen's raw ones, which the trainers
+    transform with the transform graph as they read them (models/common/data.py)."""
+    if config.transform_materialize:
+        return stages["transform"].outputs["transformed_examples"]
+    return stages["sequences"].outputs["examples"]
+
+
 def _retrieval_tuner(config: PipelineConfig, stages: dict):
     """TFX's Tuner over config.tuning (a KerasTuner search, each trial capped at
     train_steps), or None when tuning is off."""
@@ -135,7 +145,7 @@ def _retrieval_tuner(config: PipelineConfig, stages: dict):
     transform = stages["transform"]
     return tfx.components.Tuner(
         tuner_fn=RETRIEVAL_TUNER_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=_training_examples(config, stages),
         transform_graph=transform.outputs["transform_graph"],
         schema=stages["schema"].outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
@@ -160,7 +170,7 @@ def _retrieval_stages(config: PipelineConfig, stages: dict, values: Mapping) -> 
     ).with_id(MINER)
     tuner = _retrieval_tuner(config, stages)
     trainer = RetrievalTrainer(
-        examples=transform.outputs["transformed_examples"],
+        examples=_training_examples(config, stages),
         transform_graph=transform.outputs["transform_graph"],
         schema=stages["schema"].outputs["schema"],
         base_model=loader.outputs["retrieval_model"],
@@ -192,7 +202,7 @@ def _ranking_stages(config: PipelineConfig, stages: dict, values: Mapping) -> li
     transform, loader = stages["transform"], stages[BASELINE_LOADER]
     trainer = RankingTrainer(
         run_fn=RANKING_RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=_training_examples(config, stages),
         transform_graph=transform.outputs["transform_graph"],
         schema=stages["schema"].outputs["schema"],
         base_model=loader.outputs["ranking_model"],

@@ -46,7 +46,10 @@ def tiny_data(tmp_path_factory):
     from pipeline import cli
 
     work = os.environ.get("RECSYS_TEST_WORK") or str(tmp_path_factory.mktemp("tiny"))
+    # Materialized too: tests/models/common/test_data.py compares the trainers' default
+    # input (raw examples transformed as they are read) with Transform's own output.
     argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--until", "Transform"]
+    argv += ["--materialize-transform"]
     assert cli.main(argv) == 0
     return TinyData(cli.build_config(cli._parser().parse_args(argv)))
 

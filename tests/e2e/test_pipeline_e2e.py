@@ -72,11 +72,40 @@ def test_output_counts_match_the_input(run):
     train_real = len(events) - after - users_with_positive
     train_positive = train_real - ((events[F.RATING] < 4).sum() - after)
     assert counts["train_examples"] == train_real + 2 * train_positive
-    # Transform wrote every example of both splits.
+    # The examples the trainers read (test below) hold every example of both splits.
     root = config.pipeline_root
-    transformed = glob.glob(os.path.join(root, "Transform", "transformed_examples", "*"))[0]
-    assert count_records(os.path.join(transformed, "Split-train", "*")) == counts["train_examples"]
-    assert count_records(os.path.join(transformed, "Split-eval", "*")) == counts["eval_examples"]
+    (sequences,) = glob.glob(os.path.join(root, "BehaviorSequenceGen", "examples", "*"))
+    assert count_records(os.path.join(sequences, "Split-train", "*")) == counts["train_examples"]
+    assert count_records(os.path.join(sequences, "Split-eval", "*")) == counts["eval_examples"]
+
+
+def _input_uris(config, node: str, key: str) -> set[str]:
+    """URIs of the artifacts a node's executions read under input `key`, from MLMD."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    store = metadata_store.MetadataStore(connection)
+    context = store.get_context_by_type_and_name("node", f"{config.name}.{node}")
+    executions = store.get_executions_by_context(context.id)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    ids = [
+        e.artifact_id
+        for e in events
+        if e.type == metadata_store_pb2.Event.INPUT and e.path.steps[0].key == key
+    ]
+    return {a.uri for a in store.get_artifacts_by_id(ids)}
+
+
+def test_the_trainers_read_the_raw_examples_and_transform_does_not_materialize(run):
+    config, _ = run
+    assert not config.transform_materialize  # the default path
+    root = config.pipeline_root
+    (sequences,) = glob.glob(os.path.join(root, "BehaviorSequenceGen", "examples", "*"))
+    for node in ("retrieval_trainer", "ranking_trainer"):
+        assert _input_uris(config, node, "examples") == {sequences}, node
+    assert not glob.glob(os.path.join(root, "Transform", "transformed_examples", "*", "Split-*"))
 
 
 def test_retrieval_trained_evaluated_and_blessed(run):

@@ -49,8 +49,8 @@ def free_ports(n):
 
 def fn_args(tiny_data, root, name, strategy):
     return {
-        "train_files": [tiny_data.transformed("train")],
-        "eval_files": [tiny_data.transformed("eval")],
+        "train_files": [tiny_data.raw("train")],
+        "eval_files": [tiny_data.raw("eval")],
         "transform_output": tiny_data.transform_graph,
         "serving_model_dir": os.path.join(root, "model", "Format-Serving"),
         "model_run_dir": os.path.join(root, "model_run"),

@@ -146,3 +146,21 @@ def test_the_summary_counts_the_items_beyond_a_capped_vocabulary(config):
     none = {**oov, "items_beyond": 0, "positive_events_beyond": 0}
     text = summary.render({**base, "vocabularies": {**vocab, "item_oov": none}}, config)
     assert "beyond the item vocabulary" not in text
+
+
+@pytest.mark.parametrize("materialize", [False, True])
+def test_the_trainers_read_transforms_examples_only_when_it_materializes_them(config, materialize):
+    from models.retrieval.hyperparameters import SearchSpace
+
+    cfg = dataclasses.replace(config, transform_materialize=materialize, tuning=SearchSpace())
+    by_id = {c.id: c for c in create_pipeline(cfg).components}
+    assert ("transformed_examples" in by_id["Transform"].outputs) is materialize
+    want = (
+        ("Transform", "transformed_examples")
+        if materialize
+        else ("BehaviorSequenceGen", "examples")
+    )
+    for node in ("retrieval_trainer", "ranking_trainer", "retrieval_tuner"):
+        channel = by_id[node].inputs["examples"]
+        assert (channel.producer_component_id, channel.output_key) == want, node
+        assert by_id[node].inputs["transform_graph"].producer_component_id == "Transform"

@@ -75,26 +75,20 @@ def _run(config, name, with_trainer):
     ).with_id("hard_negative_miner")
     components = [examples, catalog, retrieval, ranking, miner]
     if with_trainer:
-        transformed = _importer(
-            "transformed",
-            _latest(root, "Transform", "transformed_examples"),
-            standard_artifacts.Examples,
-            ["train", "eval"],
-        )
         graph = _importer(
             "graph",
             _latest(root, "Transform", "transform_graph"),
             standard_artifacts.TransformGraph,
         )
         trainer = RetrievalTrainer(
-            examples=transformed.outputs["result"],
+            examples=examples.outputs["result"],  # raw: the trainer transforms them
             transform_graph=graph.outputs["result"],
             hard_negatives=miner.outputs["hard_negatives"],
             train_args=tfx.proto.TrainArgs(num_steps=4),
             eval_args=tfx.proto.EvalArgs(num_steps=1),
             custom_config={CUSTOM_CONFIG_KEY: config.retrieval.to_dict()},
         ).with_id("retrieval_trainer_mined")
-        components += [transformed, graph, trainer]
+        components += [graph, trainer]
     tfx.orchestration.LocalDagRunner().run(
         tfx.dsl.Pipeline(
             pipeline_name=name,

@@ -1,4 +1,5 @@
-"""The trainers' input pipeline over Transform's output, checked against a plain read."""
+"""The trainers' input pipeline over Transform's output, checked against a plain read, and
+over the raw examples (the default), checked against Transform's Beam output."""
 
 import numpy as np
 import pytest
@@ -61,6 +62,65 @@ def test_shuffled_passes_are_full_batches_of_the_same_records_and_repeat(transfo
     np.testing.assert_array_equal(_column(epoch(0), ITEM), _column(first, ITEM))  # seeded
     twice = data.make_dataset(pattern, tft_output, 100, shuffle=False, num_epochs=2)
     assert sum(int(b[ITEM].shape[0]) for b in twice) == 2 * len(rows)
+
+
+def _dense(value):
+    if isinstance(value, tf.SparseTensor):
+        return tf.sparse.to_dense(value, default_value=-7).numpy()
+    return value.numpy()
+
+
+@pytest.mark.parametrize("split", ["train", "eval"])
+def test_raw_examples_transformed_as_read_equal_transforms_materialized_output(tiny_data, split):
+    """The default path (BehaviorSequenceGen's examples, transformed a batch at a time by
+    transform_features_layer) gives, feature by feature and row by row, what Transform's Beam
+    pass wrote (the fixture runs Transform with materialize on)."""
+    tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
+    raw_files = sorted(tf.io.gfile.glob(tiny_data.raw(split)))
+    done_files = sorted(tf.io.gfile.glob(tiny_data.transformed(split)))
+    assert data.examples_kind(raw_files, tft_output) == data.RAW
+    assert data.examples_kind(done_files, tft_output) == data.TRANSFORMED
+
+    def rows(pattern):
+        batches = list(data.make_dataset(pattern, tft_output, 1000, shuffle=False, num_epochs=1))
+        names = sorted(tft_output.transformed_feature_spec())
+        assert all(sorted(b) == names for b in batches), sorted(batches[0])
+        return {n: [r for b in batches for r in _dense(b[n]).tolist()] for n in names}
+
+    # Transform writes its own shards in its own order: match rows by their raw identity
+    # (user, item, timestamp's hour and label are not unique; the full row is).
+    raw, done = rows(tiny_data.raw(split)), rows(tiny_data.transformed(split))
+    names = sorted(raw)
+
+    def keyed(columns):
+        return sorted(
+            tuple(repr(columns[n][i]) for n in names) for i in range(len(columns[names[0]]))
+        )
+
+    assert len(raw[ITEM]) == len(done[ITEM]) > 100
+    assert keyed(raw) == keyed(done)
+    # And the ids are the vocabulary's: the item id of row i is its raw item's line number.
+    vocab = tft_output.vocabulary_by_name(F.ITEM_VOCAB)
+    raw_items = [
+        tf.train.Example.FromString(r.numpy()).features.feature[F.ITEM_ID].bytes_list.value[0]
+        for r in tf.data.TFRecordDataset(raw_files, "GZIP")
+    ]
+    want = [vocab.index(i) if i in vocab else -1 for i in raw_items]
+    got = [i if i < len(vocab) else -1 for i in raw[ITEM]]  # OOV buckets after the vocabulary
+    assert got == want
+
+
+def test_examples_that_are_neither_raw_nor_transformed_are_an_error_naming_the_file(
+    transformed, tmp_path
+):
+    _, tft_output, _ = transformed
+    path = str(tmp_path / "other.gz")
+    example = tf.train.Example()
+    example.features.feature["something_else"].int64_list.value.append(1)
+    with tf.io.TFRecordWriter(path, "GZIP") as w:
+        w.write(example.SerializeToString())
+    with pytest.raises(ValueError, match=r"other\.gz.*item_id_idx.*history_item_ids"):
+        data.make_dataset(path, tft_output, 8)
 
 
 def test_no_matching_files_is_an_error_naming_the_pattern(transformed, tmp_path):

@@ -17,8 +17,8 @@ def ranker_run(tiny_data, tmp_path_factory):
     """Runs run_fn like TFX's Trainer; returns the FnArgs (model under .serving_model_dir)."""
     out = tmp_path_factory.mktemp("ranker")
     fn_args = FnArgs(
-        train_files=[tiny_data.transformed("train")],
-        eval_files=[tiny_data.transformed("eval")],
+        train_files=[tiny_data.raw("train")],
+        eval_files=[tiny_data.raw("eval")],
         transform_output=tiny_data.transform_graph,
         serving_model_dir=os.path.join(out, "model", "Format-Serving"),
         model_run_dir=os.path.join(out, "model_run"),

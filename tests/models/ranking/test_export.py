@@ -17,9 +17,7 @@ def exported(tiny_data, tmp_path_factory):
     """(in-memory model, TFTransformOutput, loaded SavedModel, serialized raw eval examples)."""
     tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
     config = RankingConfig(epochs=1, batch_size=64)
-    result = trainer.train(
-        config, tft_output, tiny_data.transformed("train"), tiny_data.transformed("eval"), 10
-    )
+    result = trainer.train(config, tft_output, tiny_data.raw("train"), tiny_data.raw("eval"), 10)
     path = export.export_serving_model(
         result.model, tft_output, str(tmp_path_factory.mktemp("export"))
     )

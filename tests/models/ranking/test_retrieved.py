@@ -109,7 +109,7 @@ def test_training_data_swaps_the_sampled_negatives_of_listed_users(tiny_data, tm
     path = tmp_path / "retrieved.tsv"
     path.write_text("".join(f"{u}\t{' '.join(items)}\n" for u in listed))
     base = RankingConfig(batch_size=256, seed=3)
-    files = [tiny_data.transformed("train")]
+    files = [tiny_data.raw("train")]
     sizes = vocab_sizes(tft_output)
 
     def rows(config):

@@ -120,12 +120,10 @@ def tiny(tiny_data):
     """Transform output, sizes, counts, catalog and a few fixed training batches."""
     tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
     sizes, counts = data.vocab_sizes(tft_output), data.item_positive_counts(tft_output)
-    scan = data.make_dataset(
-        tiny_data.transformed("train"), tft_output, 512, shuffle=False, num_epochs=1
-    )
+    scan = data.make_dataset(tiny_data.raw("train"), tft_output, 512, shuffle=False, num_epochs=1)
     catalog = ItemCatalog.from_batches(scan, sizes[F.ITEM_ID])
     cfg = RetrievalConfig().with_overrides(batch_size=32)
-    ds = positives_dataset(tiny_data.transformed("train"), tft_output, cfg, counts, training=True)
+    ds = positives_dataset(tiny_data.raw("train"), tft_output, cfg, counts, training=True)
     batches = list(ds.take(12))
     return dict(tft=tft_output, sizes=sizes, counts=counts, catalog=catalog, batches=batches)
 
@@ -286,7 +284,7 @@ def test_item2vec_pretraining_on_transformed_data(tiny, tiny_data):
         pretrained="item2vec", embedding_dim=8, item2vec_epochs=1
     )
     rows = tiny["sizes"][F.ITEM_ID]
-    matrix = updates.pretrained_matrix(cfg, tiny_data.transformed("train"), tiny["tft"], rows)
+    matrix = updates.pretrained_matrix(cfg, tiny_data.raw("train"), tiny["tft"], rows)
     assert matrix.shape == (rows, 8) and np.all(np.isfinite(matrix))
 
 

@@ -21,8 +21,8 @@ BASE = RetrievalConfig().with_overrides(
 
 def fn_args(tiny_data, root, config, base_model=None):
     return FnArgs(
-        train_files=[tiny_data.transformed("train")],
-        eval_files=[tiny_data.transformed("eval")],
+        train_files=[tiny_data.raw("train")],
+        eval_files=[tiny_data.raw("eval")],
         transform_output=tiny_data.transform_graph,
         serving_model_dir=os.path.join(root, "model", "Format-Serving"),
         model_run_dir=os.path.join(root, "model_run"),

@@ -127,8 +127,8 @@ def test_exclusion_mask_by_hand():
 def tuner_args(tiny_data, root, space, config=BASE):
     return FnArgs(
         working_dir=os.path.join(root, "work"),
-        train_files=[tiny_data.transformed("train")],
-        eval_files=[tiny_data.transformed("eval")],
+        train_files=[tiny_data.raw("train")],
+        eval_files=[tiny_data.raw("eval")],
         transform_graph_path=tiny_data.transform_graph,
         train_steps=4,
         custom_config={"retrieval": config.to_dict(), TUNING_KEY: space.to_dict()},
@@ -142,10 +142,10 @@ def test_seen_items_are_the_users_training_positives_and_history(tiny_data):
     from models.retrieval.layers import HISTORY, ITEM, USER
 
     output = tft.TFTransformOutput(tiny_data.transform_graph)
-    seen = tuner.seen_items([tiny_data.transformed("train")], output)
+    seen = tuner.seen_items([tiny_data.raw("train")], output)
     expected = {}
     for batch in data.make_dataset(
-        [tiny_data.transformed("train")], output, 512, shuffle=False, num_epochs=1
+        [tiny_data.raw("train")], output, 512, shuffle=False, num_epochs=1
     ):
         rows = zip(
             batch[USER].numpy().reshape(-1),
@@ -203,8 +203,8 @@ def test_run_fn_trains_with_the_tuned_hyperparameters(tiny_data, tmp_path):
     """fn_args.hyperparameters as TFX's Trainer passes it (the JSON of get_config())."""
     hp = json.loads(json.dumps(keras_tuner_hp(TUNED).get_config()))
     args = FnArgs(
-        train_files=[tiny_data.transformed("train")],
-        eval_files=[tiny_data.transformed("eval")],
+        train_files=[tiny_data.raw("train")],
+        eval_files=[tiny_data.raw("eval")],
         transform_output=tiny_data.transform_graph,
         serving_model_dir=str(tmp_path / "model"),
         model_run_dir=str(tmp_path / "run"),

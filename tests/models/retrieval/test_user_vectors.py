@@ -86,13 +86,11 @@ def test_config_checks():
 def tiny(tiny_data):
     tft_output = tft.TFTransformOutput(tiny_data.transform_graph)
     sizes, counts = data.vocab_sizes(tft_output), data.item_positive_counts(tft_output)
-    scan = data.make_dataset(
-        tiny_data.transformed("train"), tft_output, 512, shuffle=False, num_epochs=1
-    )
+    scan = data.make_dataset(tiny_data.raw("train"), tft_output, 512, shuffle=False, num_epochs=1)
     catalog = ItemCatalog.from_batches(scan, sizes[F.ITEM_ID])
     cfg = RetrievalConfig().with_overrides(batch_size=32)
-    ds = positives_dataset(tiny_data.transformed("train"), tft_output, cfg, counts, training=True)
-    files = tiny_data.transformed("train")
+    ds = positives_dataset(tiny_data.raw("train"), tft_output, cfg, counts, training=True)
+    files = tiny_data.raw("train")
     batches = list(ds.take(6))
     return dict(
         tft=tft_output, sizes=sizes, counts=counts, catalog=catalog, batches=batches, files=files
