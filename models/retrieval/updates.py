@@ -160,7 +160,7 @@ def pretrained_matrix(
 ) -> np.ndarray | None:
     """[num_rows, dim] pretrained item vectors aligned with the item vocabulary, or None.
 
-    "item2vec" trains skip-gram vectors on the transformed train files (see
+    "item2vec" trains skip-gram vectors on the train files, raw or transformed (see
     `item2vec_sentences`); any other value is a `load_pretrained` file.
     """
     if not config.embeddings.pretrained:

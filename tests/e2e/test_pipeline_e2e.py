@@ -80,16 +80,12 @@ def test_output_counts_match_the_input(run):
 
 
 def _input_uris(config, node: str, key: str) -> set[str]:
-    """URIs of the artifacts a node's executions read under input `key`, from MLMD."""
-    from ml_metadata import metadata_store
+    """URIs of the artifacts a node's execution in the latest run read under input `key`."""
     from ml_metadata.proto import metadata_store_pb2
 
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = config.metadata_path
-    store = metadata_store.MetadataStore(connection)
-    context = store.get_context_by_type_and_name("node", f"{config.name}.{node}")
-    executions = store.get_executions_by_context(context.id)
-    events = store.get_events_by_execution_ids([e.id for e in executions])
+    store = summary._store(config)
+    execution = summary._latest_run_executions(store)[node]
+    events = store.get_events_by_execution_ids([execution.id])
     ids = [
         e.artifact_id
         for e in events
