@@ -80,12 +80,14 @@ def test_output_counts_match_the_input(run):
 
 
 def _input_uris(config, node: str, key: str) -> set[str]:
-    """URIs of the artifacts a node's execution in the latest run read under input `key`."""
+    """URIs of the artifacts a node's executions read under input `key`. By node context,
+    not `summary`'s latest run: the miner's tests run pipelines of their own on this MLMD."""
     from ml_metadata.proto import metadata_store_pb2
 
     store = summary._store(config)
-    execution = summary._latest_run_executions(store)[node]
-    events = store.get_events_by_execution_ids([execution.id])
+    context = store.get_context_by_type_and_name("node", f"{config.name}.{node}")
+    executions = store.get_executions_by_context(context.id)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
     ids = [
         e.artifact_id
         for e in events
