@@ -24,6 +24,7 @@ class BehaviorSequenceGenSpec(types.ComponentSpec):
         "seed": ExecutionParameter(type=int),
         "negative_exclusion": ExecutionParameter(type=str),
         "max_events_per_user": ExecutionParameter(type=int, optional=True),
+        "local_shard_mib": ExecutionParameter(type=int),
     }
     INPUTS = {
         "interactions": ChannelParameter(type=standard_artifacts.Examples),
@@ -67,6 +68,7 @@ class BehaviorSequenceGen(base_beam_component.BaseBeamComponent):
             seed=config.seed,
             negative_exclusion=config.negative_exclusion,
             max_events_per_user=config.max_events_per_user,
+            local_shard_mib=config.local_shard_mib,
             examples=types.Channel(type=standard_artifacts.Examples),
             catalog=types.Channel(type=standard_artifacts.Examples),
         )

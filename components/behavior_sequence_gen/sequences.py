@@ -61,6 +61,13 @@ class SequenceConfig:
             user with millions of events (a crawler, a shared account) costs at most this
             much memory and cannot dominate the training data (YouTube DNN's fixed
             number of examples per user). None keeps every event.
+        local_shard_mib: on a local Beam runner (the DirectRunner, TFX's default), which
+            holds a GroupByKey's whole input in one process, the users are split by a hash
+            into ceil(MiB of the interactions' examples / this) shards and each shard is
+            grouped in a Beam pass of its own; a last pass streams the shards' timelines
+            into the examples. At 64 (the default) 1M events (19 MiB) make one pass and
+            10M (190 MiB) three. 0: always one pass. A distributed runner (Dataflow,
+            Flink, Spark) always makes one pass: its shuffle is not held in memory.
     """
 
     history_length: int = F.HISTORY_LENGTH
@@ -72,6 +79,7 @@ class SequenceConfig:
     seed: int = 0
     negative_exclusion: str = EXCLUDE_UNTIL_T
     max_events_per_user: int | None = 10_000
+    local_shard_mib: int = 64
 
     def __post_init__(self):
         if self.history_length < 1:
@@ -89,6 +97,9 @@ class SequenceConfig:
         cap = self.max_events_per_user
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
             raise ValueError(f"max_events_per_user must be an int >= 1 or None, got {cap!r}")
+        shard = self.local_shard_mib
+        if isinstance(shard, bool) or not isinstance(shard, int) or shard < 0:
+            raise ValueError(f"local_shard_mib must be an int >= 0, got {shard!r}")
         if self.negative_exclusion not in NEGATIVE_EXCLUSIONS:
             raise ValueError(
                 f"negative_exclusion must be one of {NEGATIVE_EXCLUSIONS}, "

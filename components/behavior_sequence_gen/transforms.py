@@ -8,11 +8,14 @@ sampler as a side input, so negatives never depend on eval events.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
+import pickle
 from collections.abc import Iterable
 
 import apache_beam as beam
+import tensorflow as tf
 
 from components.behavior_sequence_gen import sequences as S
 from models.common import example_codec
@@ -20,6 +23,7 @@ from schemas import features as F
 
 SPLIT_TRAIN, SPLIT_EVAL, SPLIT_CATALOG = S.TRAIN, S.EVAL, "catalog"
 REPORT_FILE = "report.json"
+TIMELINES, REPORT_PART = "timelines", "report"  # the sharded plan's files in its shard dir
 DROPS = "drops"
 
 
@@ -119,60 +123,84 @@ def _merge_report(parts: Iterable[tuple[str, int]]) -> str:
     return json.dumps(dict(sorted(total.items())), indent=2)
 
 
-def build(
-    pipeline, patterns: dict[str, str], examples_uri: str, catalog_uri: str, cfg: S.SequenceConfig
-) -> None:
-    """Adds the whole BehaviorSequenceGen graph to `pipeline`.
+def _items(pipeline, patterns: dict[str, str]):
+    """The item table, one row per item: .rows as (item_id, row), and DROPS."""
+    rows = _read(pipeline, "Items", patterns[F.ITEMS], F.ITEMS)
+    return _first_by_key(rows, "Items", F.ITEM_ID, S.DROP_DUPLICATE_ITEM_ROW)
 
-    Args:
-        pipeline: a beam.Pipeline.
-        patterns: file pattern per table (F.INTERACTIONS, F.ITEMS, optional F.USERS).
-        examples_uri: where Split-train / Split-eval and report.json go.
-        catalog_uri: where Split-catalog goes.
-        cfg: the sequence config.
-    """
-    items = _first_by_key(
-        _read(pipeline, "Items", patterns[F.ITEMS], F.ITEMS),
-        "Items",
-        F.ITEM_ID,
-        S.DROP_DUPLICATE_ITEM_ROW,
-    )
-    items_side = beam.pvalue.AsDict(items.rows)
+
+def shard_of(user_id: str, shards: int) -> int:
+    """The shard of a user: a stable hash (not Python's per-process salted hash())."""
+    digest = hashlib.blake2b(user_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % shards
+
+
+def _in_shard(row: dict, shard: tuple[int, int]) -> bool:
+    return shard_of(row[F.USER_ID], shard[1]) == shard[0]
+
+
+def _events_and_users(pipeline, patterns: dict[str, str], shard: tuple[int, int] | None):
+    """(events keyed by user, users keyed by user, report parts) of every user, or of the
+    users in shard (index, count) only."""
     events = _read(pipeline, "Events", patterns[F.INTERACTIONS], F.INTERACTIONS)
+    if shard is not None:
+        events = events | "EventsOfShard" >> beam.Filter(_in_shard, shard)
     events_kv = events | "KeyEvents" >> beam.Map(lambda r: (r[F.USER_ID], r))
     drops = [
-        items[DROPS],
         events
         | "CountEvents" >> beam.combiners.Count.Globally()
         | "NameEvents" >> beam.Map(lambda n: ("events_read", n)),
     ]
     if patterns.get(F.USERS):
-        users = _first_by_key(
-            _read(pipeline, "Users", patterns[F.USERS], F.USERS),
-            "Users",
-            F.USER_ID,
-            S.DROP_DUPLICATE_USER_ROW,
-        )
-        users_kv = users.rows
+        rows = _read(pipeline, "Users", patterns[F.USERS], F.USERS)
+        if shard is not None:
+            rows = rows | "UsersOfShard" >> beam.Filter(_in_shard, shard)
+        users = _first_by_key(rows, "Users", F.USER_ID, S.DROP_DUPLICATE_USER_ROW)
         drops.append(users[DROPS])
-    else:
-        users_kv = pipeline | "NoUsers" >> beam.Create([])
+        return events_kv, users.rows, drops
+    return events_kv, pipeline | "NoUsers" >> beam.Create([]), drops
+
+
+def _timelines(pipeline, patterns, items_side, cfg, shard=None):
+    """(timelines, report parts): the users' events joined, capped and split."""
+    events_kv, users_kv, drops = _events_and_users(pipeline, patterns, shard)
     grouped = {"events": events_kv, "user": users_kv} | "JoinUsers" >> beam.CoGroupByKey()
     timelines = grouped | "Timelines" >> beam.ParDo(_Timelines(cfg), items_side).with_outputs(
         DROPS, main="timelines"
     )
     drops.append(timelines[DROPS])
+    return timelines.timelines, drops
+
+
+def _write_report(drops: list, path: str) -> None:
+    (
+        drops
+        | "FlattenReport" >> beam.Flatten()
+        | "MergeReport" >> beam.combiners.ToList()
+        | "FormatReport" >> beam.Map(_merge_report)
+        | "WriteReport" >> beam.io.WriteToText(path, shard_name_template="")
+    )
+
+
+def _emit(pipeline, timelines, count_timelines, items, drops, examples_uri, catalog_uri, cfg):
+    """Writes the examples, the catalog and the report from the timelines.
+
+    count_timelines: the same timelines, as a PCollection of its own (a second read of
+    the shards' files), for the counts that the examples need as a side input. Were they
+    one PCollection, the runner would hold every timeline in memory between the two.
+    """
+    items_side = beam.pvalue.AsDict(items.rows)
     counts = (
-        timelines.timelines
+        count_timelines
         | "TrainItems" >> beam.FlatMap(S.train_item_ids)
         | "CountItems" >> beam.combiners.Count.PerElement()
     )
     counts_side = beam.pvalue.AsDict(counts)
     # One output per split (no per-example filter); the DoFn counts its examples.
-    examples = timelines.timelines | "Examples" >> beam.ParDo(
+    examples = timelines | "Examples" >> beam.ParDo(
         _Examples(cfg), items_side, counts_side
     ).with_outputs(DROPS, SPLIT_TRAIN, SPLIT_EVAL)
-    drops.append(examples[DROPS])
+    drops = [*drops, items[DROPS], examples[DROPS]]
     for split in (SPLIT_TRAIN, SPLIT_EVAL):
         _write(examples[split], split, examples_uri, split)
         # A split without examples still reports 0 (the executor fails on it, by name).
@@ -190,15 +218,87 @@ def build(
         | "NameCatalog" >> beam.Map(lambda n: ("catalog_items", n))
     )
     drops.append(
-        timelines.timelines
+        count_timelines
         | "CountUsers" >> beam.combiners.Count.Globally()
         | "NameUsers" >> beam.Map(lambda n: ("users", n))
     )
-    (
-        drops
-        | "FlattenReport" >> beam.Flatten()
-        | "MergeReport" >> beam.combiners.ToList()
-        | "FormatReport" >> beam.Map(_merge_report)
-        | "WriteReport"
-        >> beam.io.WriteToText(os.path.join(examples_uri, REPORT_FILE), shard_name_template="")
+    _write_report(drops, os.path.join(examples_uri, REPORT_FILE))
+
+
+def build(
+    pipeline, patterns: dict[str, str], examples_uri: str, catalog_uri: str, cfg: S.SequenceConfig
+) -> None:
+    """Adds the whole BehaviorSequenceGen graph, in one pass, to `pipeline`.
+
+    Args:
+        pipeline: a beam.Pipeline.
+        patterns: file pattern per table (F.INTERACTIONS, F.ITEMS, optional F.USERS).
+        examples_uri: where Split-train / Split-eval and report.json go.
+        catalog_uri: where Split-catalog goes.
+        cfg: the sequence config.
+    """
+    items = _items(pipeline, patterns)
+    timelines, drops = _timelines(pipeline, patterns, beam.pvalue.AsDict(items.rows), cfg)
+    _emit(pipeline, timelines, timelines, items, drops, examples_uri, catalog_uri, cfg)
+
+
+def build_shard(
+    pipeline,
+    patterns: dict[str, str],
+    shard_dir: str,
+    cfg: S.SequenceConfig,
+    shard: int,
+    shards: int,
+) -> None:
+    """Pass `shard` of `shards` in the sharded plan: the timelines of the users that
+    `shard_of` puts in this shard, written (pickled) to shard_dir, and this pass's counts
+    to shard_dir/report-<shard>.json. Only these users' events are grouped."""
+    items = _items(pipeline, patterns)
+    timelines, drops = _timelines(
+        pipeline, patterns, beam.pvalue.AsDict(items.rows), cfg, (shard, shards)
+    )
+    _ = (
+        timelines
+        | "Pickle" >> beam.Map(pickle.dumps, pickle.HIGHEST_PROTOCOL)
+        | "WriteTimelines"
+        >> beam.io.WriteToTFRecord(os.path.join(shard_dir, f"{TIMELINES}-{shard}"))
+    )
+    _write_report(drops, os.path.join(shard_dir, f"{REPORT_PART}-{shard}.json"))
+
+
+def build_from_shards(
+    pipeline,
+    patterns: dict[str, str],
+    shard_dir: str,
+    examples_uri: str,
+    catalog_uri: str,
+    cfg: S.SequenceConfig,
+) -> None:
+    """The last pass of the sharded plan: examples, catalog and report from the timelines
+    and counts that the `build_shard` passes wrote to shard_dir. Nothing here groups by
+    user: the timelines stream from the files into the examples."""
+    items = _items(pipeline, patterns)
+    pattern = os.path.join(shard_dir, f"{TIMELINES}-*")
+
+    def read(name):
+        return (
+            pipeline
+            | f"Read{name}" >> beam.io.ReadFromTFRecord(pattern, coder=beam.coders.BytesCoder())
+            | f"Unpickle{name}" >> beam.Map(pickle.loads)
+        )
+
+    parts = collections.Counter()
+    for path in sorted(tf.io.gfile.glob(os.path.join(shard_dir, f"{REPORT_PART}-*.json"))):
+        with tf.io.gfile.GFile(path) as f:
+            parts.update(json.load(f))
+    drops = [pipeline | "ShardReports" >> beam.Create(sorted(parts.items()))]
+    _emit(
+        pipeline,
+        read("Timelines"),
+        read("CountTimelines"),
+        items,
+        drops,
+        examples_uri,
+        catalog_uri,
+        cfg,
     )

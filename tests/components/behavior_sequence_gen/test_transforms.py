@@ -3,8 +3,10 @@
 import glob
 import json
 import os
+import pickle
 
 import apache_beam as beam
+import pytest
 import tensorflow as tf
 
 from components.behavior_sequence_gen import sequences as S
@@ -36,7 +38,7 @@ def read_split(uri, split, dtypes):
     ]
 
 
-def run(tmp_path, cfg, users=True):
+def write_inputs(tmp_path, users=True) -> dict[str, str]:
     events = [r for rows in THREE_USERS.values() for r in rows] + U4
     patterns = {
         F.INTERACTIONS: write_table(str(tmp_path / "in/events.tfr"), events, F.INTERACTIONS),
@@ -53,6 +55,11 @@ def run(tmp_path, cfg, users=True):
             ],
             F.USERS,
         )
+    return patterns
+
+
+def run(tmp_path, cfg, users=True):
+    patterns = write_inputs(tmp_path, users)
     out, cat = str(tmp_path / "examples"), str(tmp_path / "catalog")
     with beam.Pipeline() as p:
         transforms.build(p, patterns, out, cat, cfg)
@@ -164,3 +171,75 @@ def test_joined_features_of_a_long_payload():
         F.HISTORY_ITEM_IDS: history,
         F.USER_ID: "u" * 300,
     }
+
+
+def _outputs(out, cat):
+    """Everything BehaviorSequenceGen wrote, order-free: splits, catalog, report."""
+
+    def rows(uri, split, dtypes):
+        return sorted(json.dumps(x, sort_keys=True) for x in read_split(uri, split, dtypes))
+
+    with open(os.path.join(out, transforms.REPORT_FILE)) as f:
+        report = json.load(f)
+    return {
+        "train": rows(out, "train", F.SEQUENCE_FEATURES),
+        "eval": rows(out, "eval", F.SEQUENCE_FEATURES),
+        "catalog": rows(cat, "catalog", F.CATALOG_FEATURES),
+        "report": report,
+    }
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_the_sharded_plan_writes_what_one_pass_writes(tmp_path, shards):
+    users = ["u1", "u2", "u3", "u4"]
+    assert len({transforms.shard_of(u, shards) for u in users}) > 1  # a real split
+    cfg = S.SequenceConfig(history_length=3, negative_ratio=2)
+    expected = _outputs(*run(tmp_path / "one", cfg))
+    assert expected["train"] and expected["eval"]
+
+    patterns = write_inputs(tmp_path / "sharded")
+    shard_dir = str(tmp_path / "sharded" / "shards")
+    for shard in range(shards):
+        with beam.Pipeline() as p:
+            transforms.build_shard(p, patterns, shard_dir, cfg, shard, shards)
+        # The pass grouped its own users only.
+        files = glob.glob(os.path.join(shard_dir, f"{transforms.TIMELINES}-{shard}-*"))
+        timelines = [pickle.loads(r.numpy()) for r in tf.data.TFRecordDataset(files) if files]
+        assert sorted(t.user_id for t in timelines) == [
+            u for u in users if transforms.shard_of(u, shards) == shard
+        ]
+    out, cat = str(tmp_path / "sharded" / "examples"), str(tmp_path / "sharded" / "catalog")
+    with beam.Pipeline() as p:
+        transforms.build_from_shards(p, patterns, shard_dir, out, cat, cfg)
+    assert _outputs(out, cat) == expected
+
+
+def _consumers(beam_pipeline) -> dict[str, list[str]]:
+    """{producer's full label: the full labels of the transforms reading its outputs}."""
+    found: dict[str, list[str]] = {}
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            for pcoll in node.inputs:
+                if pcoll.producer is not None:  # None: the pipeline's start (PBegin)
+                    found.setdefault(pcoll.producer.full_label, []).append(node.full_label)
+
+    beam_pipeline.visit(Visitor())
+    return found
+
+
+def test_the_last_pass_streams_the_timelines_into_the_examples(tmp_path):
+    """Timelines that fed both the examples and the counts (their side input) would be one
+    PCollection that the runner holds whole until the counts are done. The last pass reads
+    the shards' files twice instead, and groups nothing by user."""
+    patterns, cfg = write_inputs(tmp_path), S.SequenceConfig()
+    shard_dir = str(tmp_path / "shards")
+    with beam.Pipeline() as p:
+        transforms.build_shard(p, patterns, shard_dir, cfg, 0, 1)
+    p = beam.Pipeline()
+    transforms.build_from_shards(p, patterns, shard_dir, str(tmp_path / "e"), "", cfg)
+    consumers = _consumers(p)
+    assert [c.split("/")[0] for c in consumers["UnpickleTimelines"]] == ["Examples"]
+    assert consumers["UnpickleCountTimelines"]
+    assert not any(c.startswith("Examples") for c in consumers["UnpickleCountTimelines"])
+    assert not any("JoinUsers" in label for label in consumers)
