@@ -23,9 +23,12 @@ executors themselves run unlocked.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import fcntl
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -118,10 +121,27 @@ def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> None:
         release_memory()  # the worker waits for its next node holding no freed heap
 
 
-def _wait_for_all(ready) -> None:
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Asks Linux to send this process SIGTERM when its parent ends, so that killing the
+    runner (a scheduler's SIGTERM, `kill`) does not leave workers running its nodes and
+    writing to MLMD; exits now if the parent already ended. No-op off Linux."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent ended before prctl took effect
+        os._exit(1)
+
+
+def _wait_for_all(ready, parent_pid: int) -> None:
     """Worker initializer. Unpickling it imported this module, and with it TF and TFX's
-    launcher: every worker has paid its imports. Then waits until all are up (`ready`
-    is a Barrier of every worker)."""
+    launcher: every worker has paid its imports. Ties the worker's life to the runner's,
+    then waits until all are up (`ready` is a Barrier of every worker)."""
+    die_with_parent(parent_pid)
     ready.wait()
 
 
@@ -204,7 +224,10 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
         context = multiprocessing.get_context("spawn")  # no fork of a process holding TF
         all_up = context.Barrier(self._workers)
         with futures.ProcessPoolExecutor(
-            self._workers, mp_context=context, initializer=_wait_for_all, initargs=(all_up,)
+            self._workers,
+            mp_context=context,
+            initializer=_wait_for_all,
+            initargs=(all_up, os.getpid()),
         ) as pool:
             # The pool spawns a worker per submit while none is idle: start all of
             # them now, importing side by side, and begin when every one is up (a

@@ -127,3 +127,51 @@ def test_needs_a_sqlite_metadata_store(tmp_path):
         ParallelDagRunner(workers=2).run(bare)
     with pytest.raises(ValueError, match="workers=0"):
         ParallelDagRunner(workers=0)
+
+
+_RUN_DIAMOND = """
+import sys
+from pipeline.parallel_runner import ParallelDagRunner
+from tests.pipeline.test_parallel_runner import diamond
+ParallelDagRunner(workers=2).run(diamond(sys.argv[1], sys.argv[1], seconds=120.0))
+"""
+
+
+def test_killing_the_runner_ends_its_workers(tmp_path):
+    """A scheduler's SIGTERM to the runner must not leave its workers running nodes."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _RUN_DIAMOND, str(tmp_path)],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    workers = []
+    try:
+        for line in runner.stdout:  # wait until b and c (120 s each) are running
+            if "started  c" in line or "started  b" in line:
+                break
+        workers = [
+            p
+            for p in psutil.Process(runner.pid).children()
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
+        assert len(workers) == 2, [p.cmdline() for p in workers]
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=30)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers still running after the runner ended: {alive}"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        for p in workers:  # orphans, should the test fail
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
