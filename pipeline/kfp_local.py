@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import runpy
 import subprocess
@@ -42,14 +41,14 @@ import time
 from concurrent import futures
 from multiprocessing import connection
 
+from pipeline import forking
 from pipeline import kfp_params as P
 from pipeline.kfp_local_store import Store, dag_order, dependencies
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_JSON = "{{$}}"
 RUN_FILE = "run.json"
-_FORKSERVER = multiprocessing.get_context("forkserver")
-_FORKSERVER.set_forkserver_preload(["tensorflow"])
+_FORKSERVER = forking.CONTEXT  # its server imports TensorFlow (and TFX) once
 # Reading a child's exit code (Popen.poll, also run by every start()) is not thread-safe:
 # two threads reading one child's status pipe leave the other with exit code 255.
 _POLL_LOCK = threading.Lock()

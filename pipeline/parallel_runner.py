@@ -7,13 +7,17 @@ trainer while one of the two cores idles. `ParallelDagRunner` keeps everything
 else of LocalDagRunner: the same compiled IR, the same `Launcher` (drivers,
 caching, MLMD publishing), the same failure semantics (the first failed node
 stops the run and its exception is raised). It differs in one thing: every node
-whose upstream nodes have finished is launched at once in a pool of `workers`
-processes.
+whose upstream nodes have finished is launched at once, up to `workers` at a time.
 
-Processes, not threads: TensorFlow's global state (the global random seed,
-Keras' session, the eager context) is per process, and two trainers sharing one
-would change each other's results. A worker runs one component at a time, as
-LocalDagRunner's single process does.
+Each node runs in a process of its own, forked from a fork server that imported
+TensorFlow and TFX once (`pipeline/forking.py`), as each task of a Kubeflow run gets
+a container of its own. Processes, not threads: TensorFlow's global state (the global
+random seed, Keras' session, the eager context) is per process, and two trainers
+sharing one would change each other's results. A fresh process per node, not a
+long-lived worker: a worker kept what its nodes had allocated (at 1M events, one
+held 3.4 GiB idle after the two-tower trainer, the retrieval evaluator and ScaNN
+while the other ran the ranking Evaluator: B6), and a node's result could depend
+on what its worker had run before. A node process dies with the runner.
 
 MLMD is a SQLite file here. Its writes (a node's driver and its publish) are
 serialised across the workers by an exclusive `flock` on `<metadata>.lock`; the
@@ -23,16 +27,17 @@ executors themselves run unlocked.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime
 import fcntl
-import multiprocessing
 import os
+import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 
+import psutil
 from tfx.dsl.compiler import constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
@@ -44,7 +49,7 @@ from tfx.orchestration.portable import (
 )
 from tfx.proto.orchestration import pipeline_pb2
 
-from models.common.memory import release_memory
+from pipeline import forking
 from pipeline.config import LOCAL_WORKERS
 
 
@@ -102,47 +107,51 @@ def lock_path_for(connection_config) -> str:
     return uri + ".lock"
 
 
-def _launch_in_worker(pipeline_bytes: bytes, node_id: str) -> None:
-    """Runs one node in a worker process, as LocalDagRunner runs it in its own."""
+def _launch_node(pipeline_bytes: bytes, node_id: str, runner_pid: int) -> None:
+    """Runs one node in this (fresh) process, as LocalDagRunner runs it in its own."""
+    die_with(runner_pid)
     pipeline = pipeline_pb2.Pipeline.FromString(pipeline_bytes)
     deployment, connection_config = _connection_config(pipeline)
     node = next(n.pipeline_node for n in pipeline.nodes if n.pipeline_node.node_info.id == node_id)
+    _MlmdLockedLauncher(
+        lock_path_for(connection_config),
+        pipeline_node=node,
+        mlmd_connection=metadata.Metadata(connection_config),
+        pipeline_info=pipeline.pipeline_info,
+        pipeline_runtime_spec=pipeline.runtime_spec,
+        executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
+        custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
+    ).launch()
+
+
+def die_with(runner_pid: int) -> None:
+    """Ends this process (SIGTERM to itself) when the runner process ends, so that killing
+    the runner (a scheduler's SIGTERM, `kill`) leaves no node running and writing to MLMD.
+    Not PR_SET_PDEATHSIG: a node's parent is the fork server, which outlives the runner
+    while any node it forked runs. Watches a pidfd (Linux >= 5.3), else polls each second."""
     try:
-        _MlmdLockedLauncher(
-            lock_path_for(connection_config),
-            pipeline_node=node,
-            mlmd_connection=metadata.Metadata(connection_config),
-            pipeline_info=pipeline.pipeline_info,
-            pipeline_runtime_spec=pipeline.runtime_spec,
-            executor_spec=runner_utils.extract_executor_spec(deployment, node_id),
-            custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment, node_id),
-        ).launch()
-    finally:
-        release_memory()  # the worker waits for its next node holding no freed heap
+        fd = os.pidfd_open(runner_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the runner has already ended
+    except (AttributeError, OSError):
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])  # readable once the runner has ended
+        else:
+            while psutil.pid_exists(runner_pid):
+                time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="die-with-runner", daemon=True).start()
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Asks Linux to send this process SIGTERM when its parent ends, so that killing the
-    runner (a scheduler's SIGTERM, `kill`) does not leave workers running its nodes and
-    writing to MLMD; exits now if the parent already ended. No-op off Linux."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:  # the parent ended before prctl took effect
-        os._exit(1)
-
-
-def _wait_for_all(ready, parent_pid: int) -> None:
-    """Worker initializer. Unpickling it imported this module, and with it TF and TFX's
-    launcher: every worker has paid its imports. Ties the worker's life to the runner's,
-    then waits until all are up (`ready` is a Barrier of every worker)."""
-    die_with_parent(parent_pid)
-    ready.wait()
+def in_fresh_process(fn: Callable, *args):
+    """fn(*args) in a new process forked from the fork server; its result, or its
+    exception raised here."""
+    with futures.ProcessPoolExecutor(1, mp_context=forking.CONTEXT) as child:
+        return child.submit(fn, *args).result()
 
 
 def _noop() -> None:
@@ -221,19 +230,11 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
         failure: tuple[str, BaseException] | None = None
         lengths = chain_lengths(upstream)
         stamp = lambda: f"[{time.time() - start:6.1f} s]"  # noqa: E731
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding TF
-        all_up = context.Barrier(self._workers)
-        with futures.ProcessPoolExecutor(
-            self._workers,
-            mp_context=context,
-            initializer=_wait_for_all,
-            initargs=(all_up, os.getpid()),
-        ) as pool:
-            # The pool spawns a worker per submit while none is idle: start all of
-            # them now, importing side by side, and begin when every one is up (a
-            # worker still importing would leave a ready node queued behind another).
-            futures.wait([pool.submit(_noop) for _ in range(self._workers)])
-            self._log(f"  {stamp()} {self._workers} worker processes ready")
+        # A thread per running node, each waiting for its node's process.
+        with futures.ThreadPoolExecutor(self._workers) as pool:
+            in_fresh_process(_noop)  # the fork server is up and has imported TF and TFX
+            self._log(f"  {stamp()} fork server ready")
+            pid = os.getpid()  # the nodes end when this process does
             while True:
                 ready = [] if failure else schedule(upstream, done, started, lengths)
                 for node_id in ready[: self._workers - len(running)]:  # no queue in the pool
@@ -241,7 +242,8 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                         with metadata.Metadata(connection_config) as handle:
                             partial_run_utils.snapshot(handle, pipeline)
                     started.add(node_id)
-                    running[pool.submit(_launch_in_worker, blob, node_id)] = (node_id, time.time())
+                    future = pool.submit(in_fresh_process, _launch_node, blob, node_id, pid)
+                    running[future] = (node_id, time.time())
                     self._log(f"  {stamp()} started  {node_id}")
                 if not running:
                     break

@@ -26,8 +26,9 @@ def release_memory() -> int:
 
     After a task, glibc keeps the pages that TF and Python freed mapped in its heaps, so
     a worker that ran a trainer stays ~0.1 GiB larger than it needs to be while it waits
-    for its next task (measured on the ranking trainer). The local runner's workers, the
-    assembler and the canary process call this between stages.
+    for its next task (measured on the ranking trainer). The assembler and the canary
+    process call this between stages. (The local runner needs it no more: each component
+    now runs in a process of its own, which gives everything back when it ends.)
     """
     before = psutil.Process().memory_info().rss
     gc.collect()
