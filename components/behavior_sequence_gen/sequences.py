@@ -66,7 +66,7 @@ class SequenceConfig:
             into ceil(MiB of the interactions' examples / this) shards and each shard is
             grouped in a Beam pass of its own; a last pass streams the shards' timelines
             into the examples. At 64 (the default) 1M events (19 MiB) make one pass and
-            10M (190 MiB) three. 0: always one pass. A distributed runner (Dataflow,
+            10M (194 MiB) four. 0: always one pass. A distributed runner (Dataflow,
             Flink, Spark) always makes one pass: its shuffle is not held in memory.
     """
 
