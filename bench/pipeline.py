@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,10 +41,17 @@ class TreeRss:
     their RSS (`peak_bytes`; pages shared between them, such as TF's libraries,
     count once per process) and of their PSS (`peak_pss_bytes`; shared pages split
     between the processes that map them: what the tree takes from the machine).
-    `peak_processes` is what made up the RSS peak, `peak_at_s` when it came."""
+    `peak_processes` is what made up the RSS peak, `peak_at_s` when it came,
+    `peak_one_process_bytes` the largest single process.
+
+    `cpu_s()` sums each process's user + system CPU seconds as last sampled. The
+    runner's components run in processes forked from a fork server that outlives the
+    runner, so the OS's own count (getrusage of waited-for children) misses them; this
+    misses only each process's last sampling interval."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
-        self.peak_bytes = self.peak_pss_bytes = 0
+        self.peak_bytes = self.peak_pss_bytes = self.peak_one_process_bytes = 0
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, start time) -> CPU s
         self.peak_processes: list[dict] = []
         self.peak_at_s = 0.0
         self._root, self._every, self._start = psutil.Process(pid), every_s, time.time()
@@ -58,11 +64,14 @@ class TreeRss:
             rows = []
             try:
                 for p in [self._root, *self._root.children(recursive=True)]:
-                    info = p.memory_full_info()
-                    rows.append((_role(p.cmdline(), p == self._root), info.rss, info.pss))
+                    info, cpu = p.memory_full_info(), p.cpu_times()
+                    self._cpu[(p.pid, p.create_time())] = cpu.user + cpu.system
+                    role = _role(p.cmdline(), p == self._root, p.ppid() == self._root.pid)
+                    rows.append((role, info.rss, info.pss))
             except psutil.Error:  # a process ended between listing and reading
                 continue
             rss, pss = sum(r[1] for r in rows), sum(r[2] for r in rows)
+            self.peak_one_process_bytes = max(self.peak_one_process_bytes, *(r[1] for r in rows))
             if rss > self.peak_bytes:
                 self.peak_bytes, self.peak_at_s = rss, round(time.time() - self._start, 1)
                 self.peak_processes = [
@@ -80,15 +89,21 @@ class TreeRss:
         self._stop.set()
         self._thread.join()
 
+    def cpu_s(self) -> float:
+        return sum(self._cpu.values())
+
 
 PEAK_KEYS = ("peak_rss_gib", "peak_pss_gib", "peak_rss_one_process_gib")
 
 
-def _role(cmdline: list[str], root: bool) -> str:
-    """A process of the run, by what it is: the CLI, a runner worker, a Beam worker..."""
+def _role(cmdline: list[str], root: bool, root_child: bool = False) -> str:
+    """A process of the run, by what it is: the CLI, the fork server, a component's
+    process, a Beam worker..."""
     line = " ".join(cmdline)
     if root:
         return "pipeline CLI (runner)"
+    if "multiprocessing.forkserver import main" in line:  # forked children keep its argv
+        return "fork server" if root_child else "component process"
     for marker, role in (
         ("--multiprocessing-fork", "runner worker"),
         ("sdk_worker_main", "Beam worker"),
@@ -99,11 +114,6 @@ def _role(cmdline: list[str], root: bool) -> str:
     return line[-60:]
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
     """One cold run in a child process; returns wall time, peak RSS and component times
     (and, when the run got that far, the index's metrics and the push decision).
@@ -111,7 +121,7 @@ def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
     with tempfile.TemporaryDirectory() as work:
         cmd = [sys.executable, "-m", "pipeline", "run", "--data", data, "--work-dir", work]
         cmd += ["--no-cache", "--workers", str(workers), *extra_args]
-        cpu_before, start = _children_cpu_s(), time.time()
+        start = time.time()
         proc = subprocess.Popen(
             cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -119,12 +129,11 @@ def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
         output = proc.communicate()[0]
         wall = time.time() - start
         rss.stop()
-        cpu = _children_cpu_s() - cpu_before  # the whole tree: workers are waited for
+        cpu = rss.cpu_s()
         if proc.returncode:
             sys.stderr.write(output[-6000:])
             raise SystemExit(f"{tag}: the pipeline failed (exit {proc.returncode})")
         summary = json.load(open(os.path.join(run_directory(work, data), "summary.json")))
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest one process
     return {
         "wall_s": round(wall, 1),
         "pipeline_s": summary["wall_s"],
@@ -133,7 +142,7 @@ def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
         "cores_busy": round(cpu / wall, 2),
         "peak_rss_gib": round(rss.peak_bytes / 2**30, 2),
         "peak_pss_gib": round(rss.peak_pss_bytes / 2**30, 2),
-        "peak_rss_one_process_gib": round(peak_kib / 2**20, 2),
+        "peak_rss_one_process_gib": round(rss.peak_one_process_bytes / 2**30, 2),
         "peak_at_s": rss.peak_at_s,
         "peak_processes": rss.peak_processes,
         "components": {k: v["seconds"] for k, v in summary["components"].items()},

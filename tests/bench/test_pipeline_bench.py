@@ -51,3 +51,17 @@ def test_median_run_reports_the_middle_run_and_the_largest_peaks():
     assert median_run(runs[:1])["wall_s_runs"] == [330.0]
     with pytest.raises(ValueError, match="at least one run"):
         median_run([])
+
+
+def test_tree_cpu_counts_every_process_it_saw():
+    """The components run in processes the runner never waits for (forked from a fork
+    server), so the run's CPU is summed from the samples, not from getrusage."""
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 1.0: pass')"
+    child = f'{sys.executable} -c "{burn}"'
+    shell = subprocess.Popen(["/bin/sh", "-c", f"{child} & {child} & wait"])
+    rss = TreeRss(shell.pid, every_s=0.05)
+    shell.wait()
+    rss.stop()
+    # Two children of 1.0 CPU s each (plus their start-up); a sample's interval may be lost.
+    assert 1.8 <= rss.cpu_s() <= 4.0
+    assert rss.peak_one_process_bytes > 5 * 2**20
