@@ -48,7 +48,6 @@ from pipeline.kfp_local_store import Store, dag_order, dependencies
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_JSON = "{{$}}"
 RUN_FILE = "run.json"
-_FORKSERVER = forking.CONTEXT  # its server imports TensorFlow (and TFX) once
 # Reading a child's exit code (Popen.poll, also run by every start()) is not thread-safe:
 # two threads reading one child's status pipe leave the other with exit code 255.
 _POLL_LOCK = threading.Lock()
@@ -138,7 +137,9 @@ def _subprocess(command: list, args: list, payload: dict, log_path: str, task: s
     argv = [json.dumps(payload) if a == ENTRY_JSON else a for a in args]
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_USE_LEGACY_KERAS="1")
     if command[:2] == ["python", "-m"] and len(command) == 3:
-        child = _FORKSERVER.Process(target=_forked_module, args=(command[2], argv, env, log_path))
+        child = forking.CONTEXT.Process(
+            target=_forked_module, args=(command[2], argv, env, log_path)
+        )
         with _POLL_LOCK:  # start() polls the other children too
             child.start()
         connection.wait([child.sentinel])

@@ -28,15 +28,14 @@ DROPS = "drops"
 
 
 def _read(pipeline, name: str, pattern: str, table: str, shard: tuple[int, int] | None = None):
-    """The table's rows as dicts; with shard (index, count), only its users' rows, kept
-    before decoding (a proto parse for the user id costs about a third of a decode)."""
+    """The table's rows as dicts; with shard (index, count), only its users' rows."""
     dtypes = example_codec.table_dtypes(table)
     records = pipeline | f"Read{name}" >> beam.io.ReadFromTFRecord(
         pattern, coder=beam.coders.BytesCoder()
     )
-    if shard is not None:
-        records = records | f"{name}OfShard" >> beam.Filter(_in_shard, shard)
-    return records | f"Decode{name}" >> beam.Map(example_codec.decode, dtypes)
+    if shard is None:
+        return records | f"Decode{name}" >> beam.Map(example_codec.decode, dtypes)
+    return records | f"Decode{name}" >> beam.FlatMap(_decode_in_shard, dtypes, shard)
 
 
 def _first_by_key(rows, name: str, key: str, reason: str):
@@ -138,10 +137,14 @@ def shard_of(user_id: str, shards: int) -> int:
     return int.from_bytes(digest, "little") % shards
 
 
-def _in_shard(record: bytes, shard: tuple[int, int]) -> bool:
-    """Whether a serialized row (a tf.train.Example with a user_id) is the shard's."""
-    feature = tf.train.Example.FromString(record).features.feature[F.USER_ID]
-    return shard_of(feature.bytes_list.value[0].decode(), shard[1]) == shard[0]
+def _decode_in_shard(record: bytes, dtypes: dict, shard: tuple[int, int]):
+    """The row of a serialized tf.train.Example if its user is in shard (index, count),
+    else nothing. The proto is parsed once; only the shard's rows are decoded into dicts
+    (a parse costs about a third of a decode)."""
+    example = tf.train.Example.FromString(record)
+    user = example.features.feature[F.USER_ID].bytes_list.value[0].decode()
+    if shard_of(user, shard[1]) == shard[0]:
+        yield example_codec.decode(example, dtypes)
 
 
 def _events_and_users(pipeline, patterns: dict[str, str], shard: tuple[int, int] | None):

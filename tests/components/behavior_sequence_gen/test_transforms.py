@@ -204,7 +204,8 @@ def test_the_sharded_plan_writes_what_one_pass_writes(tmp_path, shards):
             transforms.build_shard(p, patterns, shard_dir, cfg, shard, shards)
         # The pass grouped its own users only.
         files = glob.glob(os.path.join(shard_dir, f"{transforms.TIMELINES}-{shard}-*"))
-        timelines = [pickle.loads(r.numpy()) for r in tf.data.TFRecordDataset(files) if files]
+        records = tf.data.TFRecordDataset(files) if files else []
+        timelines = [pickle.loads(r.numpy()) for r in records]
         assert sorted(t.user_id for t in timelines) == [
             u for u in users if transforms.shard_of(u, shards) == shard
         ]
