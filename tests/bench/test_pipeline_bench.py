@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,3 +66,28 @@ def test_tree_cpu_counts_every_process_it_saw():
     # Two children of 1.0 CPU s each (plus their start-up); a sample's interval may be lost.
     assert 1.8 <= rss.cpu_s() <= 4.0
     assert rss.peak_one_process_bytes > 5 * 2**20
+
+
+def test_tree_rss_reads_pss_only_on_a_new_peak_or_every_pss_interval(monkeypatch):
+    """PSS (smaps_rollup) walks every mapping: read on every sample it cost the measured
+    run a sixth of a core. A process that holds its memory steady sets no new peak, so
+    after the first samples PSS is not read again within pss_every_s."""
+    import psutil
+
+    reads = []
+    full_info = psutil.Process.memory_full_info
+    monkeypatch.setattr(
+        psutil.Process, "memory_full_info", lambda self: reads.append(1) or full_info(self)
+    )
+    hold = subprocess.Popen([sys.executable, "-c", HOLD.format(mib=50)])
+    try:
+        time.sleep(1.0)  # let it allocate and touch its pages before sampling
+        rss = TreeRss(hold.pid, every_s=0.02, pss_every_s=60.0)
+        time.sleep(1.0)
+        rss.stop()
+    finally:
+        hold.wait()
+    samples = 1.0 / 0.02
+    assert 0 < len(reads) < samples / 4  # a read per new peak, not one per sample
+    assert 50 * 2**20 < rss.peak_pss_bytes <= rss.peak_bytes  # the PSS it did read
+    assert rss.sampler_cpu_s > 0
