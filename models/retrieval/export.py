@@ -73,11 +73,11 @@ class _ServingModule(tf.Module):
         transformed = self.tft_layer(self._raw(given, batch))
         return {EMBEDDING: self.query_tower(transformed, training=False)}
 
-    @tf.function(input_signature=[_QUERY_SPEC])
+    @tf.function(input_signature=[_QUERY_SPEC], autograph=False)
     def query_embedding(self, inputs):
         return self._query(inputs)
 
-    @tf.function(input_signature=[_CANDIDATE_SPEC])
+    @tf.function(input_signature=[_CANDIDATE_SPEC], autograph=False)
     def candidate_embedding(self, inputs):
         batch = tf.shape(inputs[F.ITEM_ID])[0]
         given = dict(inputs)
@@ -85,7 +85,9 @@ class _ServingModule(tf.Module):
         transformed = self.tft_layer(self._raw(given, batch))
         return {EMBEDDING: self.candidate_tower(transformed, training=False)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, serving.EXAMPLES)])
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, serving.EXAMPLES)], autograph=False
+    )
     def serve_tf_examples(self, examples):
         spec = {
             k: tf.io.FixedLenFeature([], _QUERY_SPEC[k].dtype, default)
