@@ -218,7 +218,10 @@ def test_the_artifact_carries_the_report_in_mlmd(mined):
         tfx.orchestration.metadata.sqlite_metadata_connection_config(mined[0].metadata_path)
     ) as m:
         artifacts = m.store.get_artifacts_by_type(HardNegatives.TYPE_NAME)
-    (artifact,) = [a for a in artifacts if a.custom_properties["status"].string_value == "mined"]
+    # This run's artifact: the store is shared with other tests' pipeline runs (the e2e
+    # pipeline's miner writes "mined" HardNegatives there too when it ran first).
+    (artifact,) = [a for a in artifacts if os.path.normpath(a.uri) == os.path.normpath(mined[1])]
+    assert artifact.custom_properties["status"].string_value == "mined"
     props = artifact.custom_properties
     report = json.load(open(os.path.join(artifact.uri, mining.REPORT_FILE)))
     assert props["negatives"].int_value == report["negatives"] > 0
