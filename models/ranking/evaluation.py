@@ -70,15 +70,17 @@ def eval_config(
 
     Returns:
         metrics AUC, BinaryCrossEntropy (LogLoss), Calibration, MeanLabel, MeanPrediction,
-        CalibrationPlot and ExampleCount on each slice, and GAUC (query-based, grouped by
-        F.USER_ID; see gauc.py).
+        CalibrationPlot, ExampleCount and GAUC (grouped by F.USER_ID in its own combiner,
+        see gauc.py) on each slice.
     """
     if not 0.0 <= auc_lower_bound <= 1.0:
         raise ValueError(f"auc_lower_bound must be in [0, 1], got {auc_lower_bound}")
     if auc_tolerance < 0 or (gauc_tolerance is not None and gauc_tolerance < 0):
         raise ValueError("auc_tolerance and gauc_tolerance must be >= 0")
     metrics = _metrics(_threshold(auc_lower_bound, auc_tolerance), calibration_buckets)
-    gauc = tfma.MetricConfig(class_name=GAUC.__name__, module=GAUC.__module__)
+    gauc = tfma.MetricConfig(
+        class_name=GAUC.__name__, module=GAUC.__module__, config=json.dumps({"user_key": F.USER_ID})
+    )
     if gauc_tolerance is not None:
         gauc.per_slice_thresholds.extend(_overall_only(_threshold(None, gauc_tolerance)))
     return tfma.EvalConfig(
@@ -91,8 +93,7 @@ def eval_config(
             )
         ],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=metrics),
-            tfma.MetricsSpec(metrics=[gauc], query_key=F.USER_ID),
+            tfma.MetricsSpec(metrics=metrics + [gauc]),
         ],
         slicing_specs=[tfma.SlicingSpec()]
         + [tfma.SlicingSpec(feature_keys=[name]) for name in slice_features],

@@ -121,4 +121,8 @@ def test_eval_config_validates_its_arguments():
     with pytest.raises(ValueError, match="tolerance"):
         evaluation.eval_config(auc_tolerance=-0.1)
     config = evaluation.eval_config(gauc_tolerance=0.02)
-    assert config.metrics_specs[1].query_key == F.USER_ID
+    (spec,) = config.metrics_specs  # one spec: GAUC groups by user in its own combiner
+    assert not spec.query_key
+    (gauc,) = [m for m in spec.metrics if m.class_name == "GAUC"]
+    assert json.loads(gauc.config) == {"user_key": F.USER_ID}
+    assert gauc.per_slice_thresholds[0].threshold.change_threshold.absolute.value == -0.02
