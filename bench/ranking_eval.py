@@ -18,12 +18,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
-from bench.trainer_run import REPO, latest
+from bench.trainer_run import latest, timed_child
 
 
 def _child(root: str, out: str, baseline: bool) -> None:
@@ -88,18 +86,11 @@ def run_once(root: str, baseline: bool) -> dict:
         latest(root, pattern)  # names a missing artifact before a child imports TF
     with tempfile.TemporaryDirectory() as out:
         code = f"from bench.ranking_eval import _child; _child({root!r}, {out!r}, {baseline!r})"
-        start, before = time.time(), os.times()
-        proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
-        )
-        wall, after = time.time() - start, os.times()
+        proc, wall, cpu = timed_child(code)
     found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not found:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"the Evaluator failed (exit {proc.returncode})")
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), **json.loads(found[-1][7:])}
 
 

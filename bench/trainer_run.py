@@ -60,22 +60,28 @@ def _child(root: str, trainer: str, out: str) -> None:
     importlib.import_module(TRAINERS[trainer]).run_fn(args)
 
 
+def timed_child(code: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Runs `python -c code` in the repo: (the finished process, wall s, its CPU s)."""
+    start, before = time.time(), os.times()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    wall, after = time.time() - start, os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    return proc, wall, cpu
+
+
 def run_once(root: str, trainer: str) -> dict:
     with tempfile.TemporaryDirectory() as out:
         code = f"from bench.trainer_run import _child; _child({root!r}, {trainer!r}, {out!r})"
-        start, before = time.time(), os.times()
-        proc = subprocess.run(
-            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
-        )
-        wall, after = time.time() - start, os.times()
+        proc, wall, cpu = timed_child(code)
     if proc.returncode:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
         raise SystemExit(f"{trainer} run_fn failed (exit {proc.returncode})")
     lines = proc.stdout.splitlines()
     epochs = [line for line in lines if "epoch" in line and ("examples/s" in line)]
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system
-    )
     return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "epochs": epochs}
 
 
