@@ -7,8 +7,10 @@ In TFMA it is an ordinary (not query-based) metric: its combiner keeps each exam
 (a 64-bit hash of the `user_key` feature), label, prediction and weight in flat arrays and
 computes the per-user AUCs once, when the slice's result is extracted. TFMA's query-based
 path (a MetricsSpec `query_key`) grouped every user's examples in a Beam GroupByKey and
-merged their extracts in Python first: at 100K events that alone took ~20 of the ranking
-Evaluator's ~50 CPU seconds (see README, Scale).
+merged their extracts in Python first: the Evaluator's CPU at 100K events fell from 52.6 to
+42.9 s without it, and from 236 to 174 s on a 1M eval split (`bench.ranking_eval`). The
+accumulator holds 32 bytes per example of its slice (4 MiB per slice at 1M events), as
+the query grouping held every example too.
 """
 
 from __future__ import annotations
