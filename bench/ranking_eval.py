@@ -24,8 +24,9 @@ import tempfile
 from bench.trainer_run import latest, timed_child
 
 
-def _child(root: str, out: str, baseline: bool) -> None:
-    """One Evaluator Do in this process (the repeat's child); prints the example count."""
+def _child(examples_uri: str, model: str, out: str, baseline: bool) -> None:
+    """One Evaluator Do in this process (the repeat's child); prints a RESULT line: the
+    overall slice's example count, AUC and GAUC, and the number of slices."""
     from tfx.components.evaluator import executor
     from tfx.types import standard_artifacts
     from tfx.types import standard_component_specs as S
@@ -38,11 +39,8 @@ def _child(root: str, out: str, baseline: bool) -> None:
         a.uri, a.id = uri, artifact_id
         return a
 
-    examples = artifact(
-        standard_artifacts.Examples, latest(root, "BehaviorSequenceGen/examples/*"), 1
-    )
+    examples = artifact(standard_artifacts.Examples, examples_uri, 1)
     examples.split_names = json_utils.dumps(["train", "eval"])
-    model = latest(root, "ranking_trainer/model/*")
     inputs = {
         S.EXAMPLES_KEY: [examples],
         S.MODEL_KEY: [artifact(standard_artifacts.Model, model, 2)],
@@ -82,10 +80,12 @@ def _child(root: str, out: str, baseline: bool) -> None:
 
 
 def run_once(root: str, baseline: bool) -> dict:
-    for pattern in ("BehaviorSequenceGen/examples/*", "ranking_trainer/model/*"):
-        latest(root, pattern)  # names a missing artifact before a child imports TF
+    # Resolved here, so that a missing artifact is named before a child imports TF.
+    examples = latest(root, "BehaviorSequenceGen/examples/*")
+    model = latest(root, "ranking_trainer/model/*")
     with tempfile.TemporaryDirectory() as out:
-        code = f"from bench.ranking_eval import _child; _child({root!r}, {out!r}, {baseline!r})"
+        args = f"{examples!r}, {model!r}, {out!r}, {baseline!r}"
+        code = f"from bench.ranking_eval import _child; _child({args})"
         proc, wall, cpu = timed_child(code)
     found = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not found:

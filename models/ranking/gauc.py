@@ -62,6 +62,7 @@ def gauc(labels, scores, groups, weights=None) -> tuple[float, int]:
     """
     labels, scores = np.asarray(labels).reshape(-1), np.asarray(scores).reshape(-1)
     weights = np.ones(labels.size) if weights is None else np.asarray(weights, np.float64)
+    weights = weights.reshape(-1)
     _, inverse = np.unique(np.asarray(groups).reshape(-1), return_inverse=True)
     order = np.argsort(inverse, kind="mergesort")
     bounds = np.flatnonzero(np.diff(inverse[order])) + 1
@@ -70,7 +71,7 @@ def gauc(labels, scores, groups, weights=None) -> tuple[float, int]:
     for idx in np.split(order, bounds):
         value = auc(labels[idx], scores[idx])
         if not np.isnan(value):
-            w = float(weights.reshape(-1)[idx].sum())
+            w = float(weights[idx].sum())
             total += w * value
             weight += w
             users += 1
@@ -143,12 +144,6 @@ class _Examples:
         self.users, self.labels = array("q"), array("d")
         self.scores, self.weights = array("d"), array("d")
 
-    def __getstate__(self):
-        return (self.users, self.labels, self.scores, self.weights)
-
-    def __setstate__(self, state):
-        self.users, self.labels, self.scores, self.weights = state
-
     def extend(self, other: _Examples) -> None:
         self.users.extend(other.users)
         self.labels.extend(other.labels)
@@ -167,12 +162,12 @@ class _GAUCCombiner(beam.CombineFn):
         return _Examples()
 
     def add_input(self, accumulator: _Examples, element) -> _Examples:
-        features = element.features or {}
-        if self._user_key not in features or np.asarray(features[self._user_key]).size == 0:
+        ids = np.asarray((element.features or {}).get(self._user_key, ()))
+        if ids.size == 0:
             raise ValueError(
                 f"GAUC: an evaluated example has no {self._user_key!r} feature (its user id)"
             )
-        user = user_hash(np.asarray(features[self._user_key]))
+        user = user_hash(ids)
         for label, prediction, weight in metric_util.to_label_prediction_example_weight(
             element,
             eval_config=self._eval_config,
