@@ -81,6 +81,8 @@ def build_splits(root: str, seq_cfg, out_dir: str):
         events,
         D.target_cutoffs(events),
         train_glob,
+        ranker_train_files=train_glob,
+        ranker_eval_files=os.path.join(arts.examples, "Split-eval", "*"),
     )
     paths = D.write_validation_split(arts, out_dir, tft.TFTransformOutput(arts.transform_graph))
     val_data = X.load_eval_data(D.examples_artifact(paths["raw"]), catalog)
@@ -92,6 +94,8 @@ def build_splits(root: str, seq_cfg, out_dir: str):
         events,
         D.validation_cutoffs(events),
         paths[D.TRAIN],
+        ranker_train_files=paths[D.RANKER_TRAIN],
+        ranker_eval_files=paths[D.RANKER_EVAL],
     )
     return test, validation, arts.transform_graph
 

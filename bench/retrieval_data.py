@@ -12,7 +12,9 @@
   validation target and only the events strictly before it stay for training
   (the test protocol cut again from the training events); written as raw and
   transformed examples, so `load_eval_data` and the two-tower `run_fn` read it
-  exactly as they read the pipeline's split.
+  exactly as they read the pipeline's split. The DIN ranker trains on every raw
+  training example, sampled negatives included, as the pipeline's Trainer does, and
+  is evaluated on the targets and their own sampled negatives.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from models.common import example_codec
 from schemas import features as F
 
 TRAIN, EVAL = S.TRAIN, S.EVAL
+RANKER_TRAIN, RANKER_EVAL = "ranker_train", "ranker_eval"
+# Bumped when the validation split's files change, so that a cached split is rebuilt
+# (v2: the ranker's own training and eval files, with the sampled negatives).
+VALIDATION_LAYOUT = "v2"
 _BATCH = 4096
 
 
@@ -156,6 +162,12 @@ def _keys(batch) -> tuple:
     return tuple(parsed[k].numpy() for k in (F.USER_ID, F.TIMESTAMP, F.ITEM_ID, F.LABEL))
 
 
+def _events(batch) -> np.ndarray:
+    """F.EVENT of each record (1: a logged event; 0: a sampled negative; absent: 1)."""
+    spec = {F.EVENT: tf.io.FixedLenFeature([], tf.int64, default_value=1)}
+    return tf.io.parse_example(batch, spec)[F.EVENT].numpy()
+
+
 def _write(path: str, records: list[bytes]) -> None:
     tf.io.gfile.makedirs(os.path.dirname(path))
     tmp = path + ".tmp"
@@ -165,28 +177,33 @@ def _write(path: str, records: list[bytes]) -> None:
     os.replace(tmp, path)
 
 
-def cut_validation(train_pattern: str) -> tuple[list[bytes], list[bytes]]:
-    """Splits raw training examples: (before each user's validation target, the targets).
+def cut_validation(train_pattern: str) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """Splits raw training examples: (before each user's validation target, the targets,
+    the targets' sampled negatives).
 
     The validation target of a user is the last label-1 example in (timestamp, item)
-    order; examples at or after it are dropped, except the target itself (eval).
+    order; examples at or after it are dropped, except the target itself (eval). The
+    sampled ranker negatives (F.EVENT 0) at the target's timestamp are the ranker's
+    validation negatives: they go to the third list, never to training.
     """
     records, keys = [], []
     for batch in _records(train_pattern):
         records.extend(batch.numpy())
-        keys.extend(zip(*_keys(batch), strict=True))
+        keys.extend(zip(*_keys(batch), _events(batch), strict=True))
     targets: dict[bytes, tuple] = {}
-    for user, ts, item, label in keys:
+    for user, ts, item, label, _ in keys:
         if label == 1 and (ts, item) > targets.get(user, (-1, b"")):
             targets[user] = (ts, item)
-    train, evals = [], []
-    for record, (user, ts, item, label) in zip(records, keys, strict=True):
+    train, evals, negatives = [], [], []
+    for record, (user, ts, item, label, event) in zip(records, keys, strict=True):
         cut = targets.get(user)
-        if cut is None or (ts, item) < cut:
+        if cut is not None and ts == cut[0] and label == 0 and event == 0:
+            negatives.append(record)
+        elif cut is None or (ts, item) < cut:
             train.append(record)
         elif (ts, item) == cut and label == 1:
             evals.append(record)
-    return train, evals
+    return train, evals, negatives
 
 
 def trainer_subset(records: list[bytes]) -> list[bytes]:
@@ -241,28 +258,38 @@ def write_validation_split(artifacts: Artifacts, out_dir: str, tft_output) -> di
 
     Returns:
         {"raw": dir with Split-train / Split-eval raw examples (for load_eval_data),
-         "train": glob of transformed training examples, "eval": the same for the targets}.
+         "train": glob of the two-tower's transformed training examples (its subset),
+         "eval": the same for the targets,
+         "ranker_train": glob of every raw training example (the DIN ranker's input, with
+            the sampled negatives, as the pipeline's Trainer reads Split-train),
+         "ranker_eval": glob of the raw targets and their sampled negatives}.
     """
     key = "-".join(os.path.basename(u) for u in (artifacts.examples, artifacts.transform_graph))
-    base = os.path.join(out_dir, f"validation-{key}")
+    base = os.path.join(out_dir, f"validation-{VALIDATION_LAYOUT}-{key}")
     paths = {
         "raw": os.path.join(base, "raw"),
         TRAIN: os.path.join(base, "transformed", "Split-train", "*"),
         EVAL: os.path.join(base, "transformed", "Split-eval", "*"),
+        RANKER_TRAIN: os.path.join(base, "raw", "Split-train", "*"),
+        RANKER_EVAL: os.path.join(base, "raw", "ranker-eval", "*"),
     }
     done = os.path.join(base, "DONE")
     if os.path.exists(done):
         return paths
-    train, evals = cut_validation(os.path.join(artifacts.examples, "Split-train", "*"))
+    train, evals, negatives = cut_validation(
+        os.path.join(artifacts.examples, "Split-train", "*")
+    )
     print(
-        f"validation split: {len(train):,} training examples, {len(evals):,} targets; "
-        "transforming the trainer's subset ...",
+        f"validation split: {len(train):,} training examples, {len(evals):,} targets "
+        f"(+ {len(negatives):,} sampled negatives for the ranker); transforming the "
+        "two-tower's subset ...",
         flush=True,
     )
     for split, records in ((TRAIN, train), (EVAL, evals)):
         _write(os.path.join(paths["raw"], f"Split-{split}", "data.gz"), records)
         subset = trainer_subset(records) if split == TRAIN else records
         _write(paths[split].replace("*", "data.gz"), transform_records(subset, tft_output))
+    _write(paths[RANKER_EVAL].replace("*", "data.gz"), evals + negatives)
     with open(done, "w") as f:
         f.write("ok\n")
     return paths

@@ -126,17 +126,20 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=B.DEFAULT_ML100K)
     p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
     p.add_argument("--ranking", action="append", default=[], help='name={"k": v, ...}')
+    p.add_argument("--seed", type=int, default=0, help="the trainers' seed (B1's --seeds)")
+    p.add_argument("--weights", type=_floats, default=WEIGHTS, help="w grid, e.g. 0.5,1,2")
+    p.add_argument("--log-q", type=_floats, default=LOG_Q, help="a grid, e.g. 0,0.5,1")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
     variants = {}
     for spec in args.ranking or ["default={}"]:
         name, _, overrides = spec.partition("=")
         variants[name] = json.loads(overrides or "{}")
-    config = RetrievalConfig()
+    config = RetrievalConfig().with_overrides(seed=args.seed)
     root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
     out_dir = os.path.join(os.path.dirname(root), "bench")
     _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
-    work = os.path.join(out_dir, f"rerank-{os.getpid()}")
+    work = os.path.join(out_dir, f"rerank-{os.getpid()}-seed-{args.seed}")
     top, _ = S.two_tower(config, graph, work)(validation)
     retrieved = write_retrieved(top, validation, os.path.join(work, "retrieved.tsv"))
     x, _ = validation.interactions(False)
@@ -155,7 +158,7 @@ def main(argv=None) -> int:
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
         cands = served_candidates(signature, validation)
-        rules = rank_by_rules(cands, config.tower.temperature, log_q)
+        rules = rank_by_rules(cands, config.tower.temperature, log_q, args.weights, args.log_q)
         results[name] = {
             "overrides": overrides,
             "din_eval": extras["din_eval"],
@@ -167,6 +170,13 @@ def main(argv=None) -> int:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
     return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0,0.5,1, got {text!r}") from None
 
 
 def write_retrieved(top: np.ndarray, split, path: str) -> str:

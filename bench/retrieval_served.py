@@ -59,7 +59,7 @@ class ServedModels:
         return path
 
     def ranking_dir(self, split: S.Split) -> tuple[str, dict]:
-        """Trains DIN with run_fn on the split's training files (once); (its dir, summary)."""
+        """Trains DIN with run_fn on the split's ranker files (once); (its dir, summary)."""
         if split.name in self.ranker:
             return self.ranker[split.name]
         import json
@@ -72,10 +72,11 @@ class ServedModels:
 
         root = os.path.join(self.work_dir, f"din-{split.name}")
         tf.io.gfile.rmtree(root) if tf.io.gfile.exists(root) else None
-        arts = D.Artifacts.locate(self.root)
+        if not (split.ranker_train_files and split.ranker_eval_files):
+            raise ValueError(f"{split.name} split: no ranker training or eval files")
         args = FnArgs(
-            train_files=[split.train_files],
-            eval_files=[os.path.join(arts.examples, "Split-eval", "*")],
+            train_files=[split.ranker_train_files],
+            eval_files=[split.ranker_eval_files],
             transform_output=self.graph,
             serving_model_dir=os.path.join(root, "model", "Format-Serving"),
             model_run_dir=os.path.join(root, "model_run"),

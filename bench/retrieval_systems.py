@@ -43,7 +43,12 @@ class Split:
         item_ids: [V] catalog item ids (column order of every matrix).
         events: `retrieval_data.user_events` output.
         cutoffs: user -> (timestamp, item) of the user's target in this split.
-        train_files: glob of the transformed training examples.
+        train_files: glob of the two-tower's training examples.
+        ranker_train_files: glob of the DIN ranker's training examples: every raw
+            training example with its sampled negatives, as the pipeline's Trainer
+            reads them ("": train_files).
+        ranker_eval_files: glob of the ranker's eval examples: this split's targets and
+            their sampled negatives ("": none given).
     """
 
     name: str
@@ -53,6 +58,8 @@ class Split:
     events: dict[str, list]
     cutoffs: dict[str, tuple[int, str]]
     train_files: str
+    ranker_train_files: str = ""
+    ranker_eval_files: str = ""
 
     def __post_init__(self):
         """Checks that the queries' targets are the targets the events give."""

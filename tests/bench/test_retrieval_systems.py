@@ -69,29 +69,40 @@ def test_interactions_before_the_test_and_validation_targets():
     assert sorted(zip(rows, cols, strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 2)]
 
 
-def _example(user, ts, item, label):
+def _example(user, ts, item, label, event=None):
     f = {
         F.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[user.encode()])),
         F.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item.encode()])),
         F.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[ts])),
         F.LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
     }
+    if event is not None:
+        f[F.EVENT] = tf.train.Feature(int64_list=tf.train.Int64List(value=[event]))
     return tf.train.Example(features=tf.train.Features(feature=f)).SerializeToString()
 
 
 def test_cut_validation_keeps_only_events_before_each_users_last_positive(tmp_path):
     rows = [
         ("u1", 1, "a", 1), ("u1", 2, "b", 0), ("u1", 3, "c", 1),
-        ("u1", 3, "x", 0),  # a sampled negative of the target (same time, later id): dropped
+        ("u1", 3, "x", 0),  # a label-0 event at the target's time, later id: dropped
         ("u1", 3, "0", 0),  # same time, earlier id: before the target in the pipeline's order
         ("u2", 1, "b", 0),  # no positive: stays for training
+        ("u1", 1, "n", 0, 0),  # a sampled negative of an earlier event: training
+        ("u1", 3, "m", 0, 0), ("u1", 3, "0a", 0, 0),  # the target's sampled negatives
+        ("u1", 2, "b2", 0, 1),  # a logged label-0 event (F.EVENT 1): training
     ]  # fmt: skip
     path = os.path.join(tmp_path, "Split-train", "data.gz")
     D._write(path, [_example(*r) for r in rows])
-    train, evals = D.cut_validation(os.path.join(tmp_path, "Split-train", "*"))
+    train, evals, negatives = D.cut_validation(os.path.join(tmp_path, "Split-train", "*"))
     parse = tf.train.Example.FromString
-    assert [parse(r) for r in train] == [parse(_example(*rows[i])) for i in (0, 1, 4, 5)]
-    assert [parse(r) for r in evals] == [parse(_example(*rows[2]))]
+
+    def expect(*indices):
+        return [parse(_example(*rows[i])) for i in indices]
+
+    assert [parse(r) for r in train] == expect(0, 1, 4, 5, 6, 9)
+    assert [parse(r) for r in evals] == expect(2)
+    # The ranker's validation negatives: never trained on, whatever their id's order.
+    assert [parse(r) for r in negatives] == expect(7, 8)
 
 
 def test_split_rejects_queries_whose_targets_disagree_with_the_events():
