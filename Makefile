@@ -22,13 +22,16 @@ KFP_PIPELINE_ROOT ?= gs://YOUR_BUCKET/recsys/root
 KFP_DATA_ROOT ?= gs://YOUR_BUCKET/recsys/data
 KFP_OUT ?= .work/kfp/recommender_pipeline.json
 BEAM_ARGS ?=
+# make test's pytest-xdist processes (tests/conftest.py says how the work is split); 0: none.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup,)
 
 .PHONY: help setup run run-beam run-movielens tune test test-fast lint clean bench-pipeline bench-ranking \
 	bench-retrieval bench-index bench-env bench-serving bench-scale serve query kfp-compile kfp-local image
 
 help:
 	@echo "make run            run the whole pipeline on synthetic data (creates .venv first)"
-	@echo "make test           run the tests (creates .venv first)"
+	@echo "make test           run the tests (creates .venv first) on TEST_WORKERS=2 processes"
 	@echo "make run-beam       the same pipeline with BeamDagRunner (2 worker processes)"
 	@echo "make run-movielens  the pipeline on MovieLens-100K from ML100K=$(ML100K)"
 	@echo "make tune           the pipeline with TFX's Tuner on (DATA, RUNNER; TRIALS=8): the two-tower trains with the best trial's hyperparameters"
@@ -80,10 +83,10 @@ tune: setup
 	$(PY) -m pipeline run --runner $(RUNNER) --data $(DATA) --tune $(if $(TRIALS),--tune-trials $(TRIALS),)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q $(XDIST) -m "not e2e"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,14 @@
 """Test set-up shared by every test: Keras 2 for TFRS, the repo on sys.path, and
-one session-wide run of the data stages on tiny synthetic data for model tests."""
+one session-wide run of the data stages on tiny synthetic data for model tests.
 
+`make test` runs the suite on TEST_WORKERS pytest-xdist processes (`--dist loadgroup`):
+each test module is one unit of work, except that every test using the `run` fixture
+(one whole pipeline run, which some of them re-run) is in one unit, and the units
+that run whole pipelines are handed out first. Session fixtures that only read their
+output (`tiny_data`, `ranker_run`) are built once per session, not once per worker.
+"""
+
+import fcntl
 import glob
 import os
 import sys
@@ -40,18 +48,80 @@ class TinyData:
         return os.path.join(base, f"Split-{split}", "*")
 
 
+WHOLE_PIPELINE = "whole-pipeline:"  # the xdist groups whose tests run whole pipelines
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """One xdist group per module; one for every user of `run`, whatever its module."""
+    for item in items:
+        if "run" in item.fixturenames:
+            group = WHOLE_PIPELINE + "run"
+        elif item.get_closest_marker("e2e"):
+            group = WHOLE_PIPELINE + item.module.__name__
+        else:
+            group = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadgroup hands out the groups with the most tests first; this one hands out
+    the whole-pipeline groups first (a few tests, but minutes each), so that no worker is
+    left with one at the end while the other idles."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class WholePipelinesFirst(LoadGroupScheduling):
+        def _assign_work_unit(self, node):
+            first = [scope for scope in self.workqueue if scope.startswith(WHOLE_PIPELINE)]
+            for scope in reversed(first):
+                self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return WholePipelinesFirst(config, log)
+
+
+def build_once(tmp_path_factory, name: str, build) -> str:
+    """`build(dir)` once per test session, even across xdist workers; returns dir.
+
+    The first worker to take the lock builds; the others wait for it and reuse what it
+    wrote (a DONE file marks a complete build; a failed one is retried by the next).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's directory, shared by its workers
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / "DONE").exists():
+            path.mkdir(exist_ok=True)
+            build(str(path))
+            (path / "DONE").write_text("ok\n")
+    return str(path)
+
+
+def _tiny_argv(work: str) -> list[str]:
+    # Materialized too: tests/models/common/test_data.py compares the trainers' default
+    # input (raw examples transformed as they are read) with Transform's own output.
+    argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--until", "Transform"]
+    return argv + ["--materialize-transform"]
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """Runs ExampleGens -> BehaviorSequenceGen -> validation -> Transform once per session."""
     from pipeline import cli
 
-    work = os.environ.get("RECSYS_TEST_WORK") or str(tmp_path_factory.mktemp("tiny"))
-    # Materialized too: tests/models/common/test_data.py compares the trainers' default
-    # input (raw examples transformed as they are read) with Transform's own output.
-    argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--until", "Transform"]
-    argv += ["--materialize-transform"]
-    assert cli.main(argv) == 0
-    return TinyData(cli.build_config(cli._parser().parse_args(argv)))
+    def build(work):
+        assert cli.main(_tiny_argv(work)) == 0
+
+    work = os.environ.get("RECSYS_TEST_WORK")
+    if work:
+        build(work)
+    else:
+        work = build_once(tmp_path_factory, "tiny", build)
+    return TinyData(cli.build_config(cli._parser().parse_args(_tiny_argv(work))))
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,9 @@ def test_mixed_dim_blocks():
     assert (layer.starts, layer.ends) == ([0, 10, 40], [10, 40, 100])
     # Tables 10*8 + 30*4 + 60*2, projections 4*8 + 2*8 (the full-width block has none).
     assert layer.count_params() == 80 + 120 + 120 + 32 + 16
+    # The batched lookup may take another matmul kernel: equal to float32 rounding.
     np.testing.assert_allclose(
-        out[0, 1], layer.projections[1](layer.tables[1](tf.constant([15])))[0]
+        out[0, 1], layer.projections[1](layer.tables[1](tf.constant([15])))[0], rtol=1e-5
     )
     assert len({v.tobytes() for v in vectors(layer, 100)}) == 100
     np.testing.assert_array_equal(out[0, 3], np.zeros(8))

@@ -7,6 +7,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.ranking import trainer
 from models.ranking.config import CUSTOM_CONFIG_KEY, RankingConfig
+from tests.conftest import build_once
 
 # A few full passes over tiny_data's ~2,500 training examples: eval AUC ~0.7.
 TINY_CONFIG = RankingConfig(epochs=4, batch_size=64, learning_rate=3e-3)
@@ -14,18 +15,21 @@ TINY_CONFIG = RankingConfig(epochs=4, batch_size=64, learning_rate=3e-3)
 
 @pytest.fixture(scope="session")
 def ranker_run(tiny_data, tmp_path_factory):
-    """Runs run_fn like TFX's Trainer; returns the FnArgs (model under .serving_model_dir)."""
-    out = tmp_path_factory.mktemp("ranker")
-    fn_args = FnArgs(
-        train_files=[tiny_data.raw("train")],
-        eval_files=[tiny_data.raw("eval")],
-        transform_output=tiny_data.transform_graph,
-        serving_model_dir=os.path.join(out, "model", "Format-Serving"),
-        model_run_dir=os.path.join(out, "model_run"),
-        train_steps=None,
-        eval_steps=None,
-        custom_config={CUSTOM_CONFIG_KEY: TINY_CONFIG.to_dict()},
-        base_model=None,
-    )
-    trainer.run_fn(fn_args)
-    return fn_args
+    """Runs run_fn like TFX's Trainer (once per session, see tests/conftest.build_once);
+    returns the FnArgs (model under .serving_model_dir)."""
+
+    def fn_args(out):
+        return FnArgs(
+            train_files=[tiny_data.raw("train")],
+            eval_files=[tiny_data.raw("eval")],
+            transform_output=tiny_data.transform_graph,
+            serving_model_dir=os.path.join(out, "model", "Format-Serving"),
+            model_run_dir=os.path.join(out, "model_run"),
+            train_steps=None,
+            eval_steps=None,
+            custom_config={CUSTOM_CONFIG_KEY: TINY_CONFIG.to_dict()},
+            base_model=None,
+        )
+
+    out = build_once(tmp_path_factory, "ranker", lambda out: trainer.run_fn(fn_args(out)))
+    return fn_args(out)
