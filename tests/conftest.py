@@ -116,9 +116,12 @@ def tiny_data(tmp_path_factory):
     def build(work):
         assert cli.main(_tiny_argv(work)) == 0
 
-    work = os.environ.get("RECSYS_TEST_WORK")
+    work = os.environ.get("RECSYS_TEST_WORK")  # a kept work dir: its cache makes reruns quick
     if work:
-        build(work)
+        os.makedirs(work, exist_ok=True)
+        with open(os.path.join(work, ".tests.lock"), "w") as lock:  # one xdist worker at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            build(work)
     else:
         work = build_once(tmp_path_factory, "tiny", build)
     return TinyData(cli.build_config(cli._parser().parse_args(_tiny_argv(work))))
