@@ -152,20 +152,18 @@ def validation_cutoffs(events: dict[str, list]) -> dict[str, tuple[int, str]]:
 
 
 def _keys(batch) -> tuple:
+    """(user, timestamp, item, label, event) arrays of a batch of raw records; F.EVENT is
+    1 for a logged event, 0 for a sampled negative, 1 where absent."""
     spec = {
         F.USER_ID: tf.io.FixedLenFeature([], tf.string),
         F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
         F.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
         F.LABEL: tf.io.FixedLenFeature([], tf.int64),
+        F.EVENT: tf.io.FixedLenFeature([], tf.int64, default_value=1),
     }
     parsed = tf.io.parse_example(batch, spec)
-    return tuple(parsed[k].numpy() for k in (F.USER_ID, F.TIMESTAMP, F.ITEM_ID, F.LABEL))
-
-
-def _events(batch) -> np.ndarray:
-    """F.EVENT of each record (1: a logged event; 0: a sampled negative; absent: 1)."""
-    spec = {F.EVENT: tf.io.FixedLenFeature([], tf.int64, default_value=1)}
-    return tf.io.parse_example(batch, spec)[F.EVENT].numpy()
+    keys = (F.USER_ID, F.TIMESTAMP, F.ITEM_ID, F.LABEL, F.EVENT)
+    return tuple(parsed[k].numpy() for k in keys)
 
 
 def _write(path: str, records: list[bytes]) -> None:
@@ -189,7 +187,7 @@ def cut_validation(train_pattern: str) -> tuple[list[bytes], list[bytes], list[b
     records, keys = [], []
     for batch in _records(train_pattern):
         records.extend(batch.numpy())
-        keys.extend(zip(*_keys(batch), _events(batch), strict=True))
+        keys.extend(zip(*_keys(batch), strict=True))
     targets: dict[bytes, tuple] = {}
     for user, ts, item, label, _ in keys:
         if label == 1 and (ts, item) > targets.get(user, (-1, b"")):
@@ -216,7 +214,7 @@ def trainer_subset(records: list[bytes]) -> list[bytes]:
     keep, covered = [], set()
     for start in range(0, len(records), _BATCH):
         chunk = records[start : start + _BATCH]
-        _, _, items, labels = _keys(tf.constant(chunk))
+        _, _, items, labels, _ = _keys(tf.constant(chunk))
         for record, item, label in zip(chunk, items, labels, strict=True):
             if label == 1 or item not in covered:
                 keep.append(record)

@@ -46,9 +46,9 @@ class Split:
         train_files: glob of the two-tower's training examples.
         ranker_train_files: glob of the DIN ranker's training examples: every raw
             training example with its sampled negatives, as the pipeline's Trainer
-            reads them ("": train_files).
+            reads them ("": none given; `ServedModels` then refuses the split).
         ranker_eval_files: glob of the ranker's eval examples: this split's targets and
-            their sampled negatives ("": none given).
+            their sampled negatives ("": none given, as above).
     """
 
     name: str

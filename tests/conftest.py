@@ -8,6 +8,7 @@ that run whole pipelines are handed out first. Session fixtures that only read t
 output (`tiny_data`, `ranker_run`) are built once per session, not once per worker.
 """
 
+import contextlib
 import fcntl
 import glob
 import os
@@ -46,6 +47,20 @@ class TinyData:
         """Glob of the raw sequence examples of a split ('catalog' reads the catalog)."""
         base = self.catalog if split == "catalog" else self.examples
         return os.path.join(base, f"Split-{split}", "*")
+
+    def trainer_args(self, root: str, custom_config: dict, **overrides):
+        """TFX FnArgs for a trainer's run_fn on these data, its model under `root`."""
+        from tfx.components.trainer.fn_args_utils import FnArgs
+
+        return FnArgs(
+            train_files=[self.raw("train")],
+            eval_files=[self.raw("eval")],
+            transform_output=self.transform_graph,
+            serving_model_dir=os.path.join(root, "model", "Format-Serving"),
+            model_run_dir=os.path.join(root, "model_run"),
+            custom_config=custom_config,
+            **overrides,
+        )
 
 
 WHOLE_PIPELINE = "whole-pipeline:"  # the xdist groups whose tests run whole pipelines
@@ -92,13 +107,20 @@ def build_once(tmp_path_factory, name: str, build) -> str:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # the session's directory, shared by its workers
     path = root / name
-    with open(root / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(root / f"{name}.lock"):
         if not (path / "DONE").exists():
             path.mkdir(exist_ok=True)
             build(str(path))
             (path / "DONE").write_text("ok\n")
     return str(path)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path):
+    """Holds an exclusive flock on lock_path: one xdist worker at a time."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _tiny_argv(work: str) -> list[str]:
@@ -119,8 +141,7 @@ def tiny_data(tmp_path_factory):
     work = os.environ.get("RECSYS_TEST_WORK")  # a kept work dir: its cache makes reruns quick
     if work:
         os.makedirs(work, exist_ok=True)
-        with open(os.path.join(work, ".tests.lock"), "w") as lock:  # one xdist worker at a time
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with _exclusive(os.path.join(work, ".tests.lock")):
             build(work)
     else:
         work = build_once(tmp_path_factory, "tiny", build)

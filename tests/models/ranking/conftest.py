@@ -1,9 +1,6 @@
 """One small DIN trained by run_fn on tiny_data, shared by the trainer and evaluator tests."""
 
-import os
-
 import pytest
-from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.ranking import trainer
 from models.ranking.config import CUSTOM_CONFIG_KEY, RankingConfig
@@ -19,17 +16,7 @@ def ranker_run(tiny_data, tmp_path_factory):
     returns the FnArgs (model under .serving_model_dir)."""
 
     def fn_args(out):
-        return FnArgs(
-            train_files=[tiny_data.raw("train")],
-            eval_files=[tiny_data.raw("eval")],
-            transform_output=tiny_data.transform_graph,
-            serving_model_dir=os.path.join(out, "model", "Format-Serving"),
-            model_run_dir=os.path.join(out, "model_run"),
-            train_steps=None,
-            eval_steps=None,
-            custom_config={CUSTOM_CONFIG_KEY: TINY_CONFIG.to_dict()},
-            base_model=None,
-        )
+        return tiny_data.trainer_args(out, {CUSTOM_CONFIG_KEY: TINY_CONFIG.to_dict()})
 
     out = build_once(tmp_path_factory, "ranker", lambda out: trainer.run_fn(fn_args(out)))
     return fn_args(out)

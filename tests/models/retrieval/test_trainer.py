@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models.retrieval import export, trainer, updates
 from models.retrieval.config import RetrievalConfig
@@ -20,16 +19,8 @@ BASE = RetrievalConfig().with_overrides(
 
 
 def fn_args(tiny_data, root, config, base_model=None):
-    return FnArgs(
-        train_files=[tiny_data.raw("train")],
-        eval_files=[tiny_data.raw("eval")],
-        transform_output=tiny_data.transform_graph,
-        serving_model_dir=os.path.join(root, "model", "Format-Serving"),
-        model_run_dir=os.path.join(root, "model_run"),
-        base_model=base_model,
-        eval_steps=2,
-        custom_config={"retrieval": config.to_dict(), "other_trainer": {"ignored": True}},
-    )
+    custom = {"retrieval": config.to_dict(), "other_trainer": {"ignored": True}}
+    return tiny_data.trainer_args(root, custom, base_model=base_model, eval_steps=2)
 
 
 @pytest.fixture(scope="module")
