@@ -1,34 +1,55 @@
-"""A run with `--history-length 30` works end to end and the served model takes 30.
+"""One whole run with two non-default options (a second whole run each would cost CI
+as much again):
 
-Before the history length came from one place, this run failed: the curated schema
-said 20 (StrictExampleValidator: 6 anomalies) and Transform expected 20 elements.
+- `--history-length 30` works end to end and the served model takes 30. Before the
+  history length came from one place, this run failed: the curated schema said 20
+  (StrictExampleValidator: 6 anomalies) and Transform expected 20 elements.
+- Tuning on: TFX's Tuner runs a real KerasTuner search in the pipeline, and the
+  retrieval Trainer trains with its best hyperparameters.
 """
 
+import dataclasses
 import glob
+import json
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from models.retrieval.config import RetrievalConfig
+from models.retrieval.config.overrides import flat_value
+from models.retrieval.hyperparameters import TUNABLE, SearchSpace
 from models.serving import export
-from pipeline import cli, summary
+from pipeline import cli, local_runner, summary
+from pipeline.pipeline import RETRIEVAL_TRAINER, RETRIEVAL_TUNER
 from schemas import features as F
 from schemas import serving as C
 
 pytestmark = pytest.mark.e2e
 L = 30
+# No default value is a choice, so a Trainer that ignored the Tuner would train other values.
+SPACE = SearchSpace(
+    embedding_dim=(16,), temperature=(0.1,), epochs=(1, 2), learning_rate=(0.03,), max_trials=2
+)
 
 
 @pytest.fixture(scope="module")
 def run30(tmp_path_factory):
-    """(config, summary) of a full run on tiny data with histories of 30."""
+    """(config, summary) of a full run on tiny data with histories of 30 and the Tuner on."""
     work = str(tmp_path_factory.mktemp("history30"))
     argv = ["run", "--data", "synthetic:tiny", "--work-dir", work, "--history-length", str(L)]
     argv += ["--ranking-min-auc", "0"]
-    assert cli.main(argv) == 0
-    config = cli.build_config(cli._parser().parse_args(argv))
+    config = dataclasses.replace(cli.build_config(cli._parser().parse_args(argv)), tuning=SPACE)
+    local_runner.run(config, None, workers=2)
     return config, summary.collect(config)
+
+
+def only(pattern):
+    files = glob.glob(pattern)
+    assert len(files) == 1, (pattern, files)
+    with open(files[0]) as f:
+        return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +121,21 @@ def test_the_served_model_takes_30_history_items(served):
     assert np.abs(first - changed).max() > 1e-7
     for row in (2, 3):
         np.testing.assert_allclose(*common_scores(0, row), rtol=1e-5, atol=1e-6)
+
+
+def test_the_trainer_trains_with_the_tuners_best_hyperparameters(run30):
+    config, result = run30
+    states = {k: v["state"] for k, v in result["components"].items()}
+    assert states[RETRIEVAL_TUNER] == states[RETRIEVAL_TRAINER] == "COMPLETE"
+    root = config.pipeline_root
+    best = only(os.path.join(root, RETRIEVAL_TUNER, "best_hyperparameters", "*", "*.txt"))
+    trials = only(os.path.join(root, RETRIEVAL_TUNER, "tuner_results", "*", "*.json"))
+    assert sorted(t["epochs"] for t in trials) == [1, 2]  # both points of the space
+    assert best["values"] == {k: v for k, v in trials[0].items() if k in TUNABLE}
+    assert trials[0]["score"] == max(t["score"] for t in trials)
+    trained = only(os.path.join(root, RETRIEVAL_TRAINER, "model_run", "*", "training_summary.json"))
+    assert trained["hyperparameters"] == best["values"]
+    tuned = RetrievalConfig.from_dict(trained["config"])
+    assert {name: flat_value(tuned, name) for name in TUNABLE} == best["values"]
+    assert tuned.tower.embedding_dim != RetrievalConfig().tower.embedding_dim
+    assert len(trained["epochs"]) == best["values"]["epochs"]  # no base model: tuned epochs
