@@ -41,6 +41,12 @@ class RankingConfig:
         attention_softmax: normalise attention weights with a softmax over the valid
             history positions (the DIN paper does not).
         pooling: ATTENTION (DIN) or MEAN (the base DNN: identical but mean-pooled).
+        recency_positions: add a learned embedding of each history item's recency
+            (0 = most recent; models/common/history.py) to its key before pooling, as BST
+            adds positions: DIN's attention pooling is otherwise blind to the order.
+        last_item: the head also reads the most recent history item's key and its
+            elementwise product with the candidate's key (a next-item signal that an
+            order-blind pooling cannot give it).
         head_units: hidden sizes of the head MLP (a sigmoid output follows).
         activation: DICE or PRELU, in the attention and head MLPs.
         dice_epsilon: epsilon added to the variance in Dice.
@@ -82,6 +88,8 @@ class RankingConfig:
     attention_units: tuple[int, ...] = (80, 40)
     attention_softmax: bool = False
     pooling: str = ATTENTION
+    recency_positions: bool = False
+    last_item: bool = False
     head_units: tuple[int, ...] = (200, 80)
     activation: str = DICE
     dice_epsilon: float = 1e-8
@@ -115,7 +123,13 @@ class RankingConfig:
             _check(name, ok and len(units) >= 1, "a non-empty tuple of ints >= 1")
         for name in _SPEC_FIELDS:
             _check(name, isinstance(getattr(self, name), EmbeddingSpec), "an EmbeddingSpec")
-        for name in ("attention_softmax", "lr_decay", "warm_start"):
+        for name in (
+            "attention_softmax",
+            "recency_positions",
+            "last_item",
+            "lr_decay",
+            "warm_start",
+        ):
             _check(name, isinstance(getattr(self, name), bool), "a bool")
         _check("mode", self.mode in MODES, f"one of {MODES}")
         _check("pooling", self.pooling in POOLINGS, f"one of {POOLINGS}")

@@ -17,6 +17,7 @@ import tf_keras
 
 from models.common import distribute
 from models.common.embeddings import FullEmbedding, make_embedding
+from models.common.history import last_state, recency_positions
 from models.ranking.config import ATTENTION, RankingConfig
 from models.ranking.layers import MLP, LocalActivationUnit, MaskedMeanPooling
 from schemas import features as F
@@ -40,6 +41,9 @@ TABLE_INPUTS = {
 USER_KEYS = (T(F.USER_ID), *(key for _, key in PROFILE_FEATURES))
 HISTORY_KEYS = (T(F.HISTORY_ITEM_IDS), T(F.HISTORY_GENRES), F.HISTORY_MASK)
 ITEM_KEYS = (T(F.ITEM_ID), T(F.PRIMARY_GENRE), F.YEAR_NORMALIZED)
+# Rows of the recency table (RankingConfig.recency_positions): a longer history's older
+# items share the last row.
+RECENCY_ROWS = 64
 
 
 class RankingModel(tfrs.Model):
@@ -73,6 +77,12 @@ class RankingModel(tfrs.Model):
             self.tables[F.USER_ID] = make_embedding(
                 c.user_embedding, n[F.USER_ID], c.user_dim, "user_emb"
             )
+        # Not in self.tables: the mini-batch aware regularisation is over id tables only.
+        self.recency = (
+            FullEmbedding(RECENCY_ROWS, c.item_dim + c.genre_dim, name="recency_emb")
+            if c.recency_positions
+            else None
+        )
         self._inverse_counts = {
             name: tf.constant(
                 1.0 / np.maximum(np.asarray(feature_counts[name], np.float64), 1.0)
@@ -103,10 +113,12 @@ class RankingModel(tfrs.Model):
     def model_weights(self) -> list[tf.Variable]:
         """Every layer weight (Dice moving statistics included), without metric variables."""
         layers = [*self.tables.values(), self.pooling, self.head, self.logit]
+        layers += [self.recency] if self.recency is not None else []
         return [w for layer in layers for w in layer.weights]
 
     def encode_user(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """The per-row part: profile vector [B, d_user], history keys [B, L, d_key], mask [B, L]."""
+        """The per-row part: profile vector [B, d_user], history keys [B, L, d_key], mask
+        [B, L], and with config.last_item the most recent item's key [B, d_key] (0: none)."""
         profile = [self.tables[name](features[key]) for name, key in PROFILE_FEATURES]
         if F.USER_ID in self.tables:
             profile.append(self.tables[F.USER_ID](features[T(F.USER_ID)]))
@@ -117,11 +129,15 @@ class RankingModel(tfrs.Model):
             ],
             axis=-1,
         )
-        return {
-            "profile": tf.concat(profile, axis=-1),
-            "keys": keys,
-            "mask": tf.cast(features[F.HISTORY_MASK], tf.float32),
-        }
+        mask = tf.cast(features[F.HISTORY_MASK], tf.float32)
+        user = {"profile": tf.concat(profile, axis=-1), "mask": mask}
+        if self.config.last_item:
+            user["last"] = last_state(keys, mask)
+        if self.recency is not None:  # padding's recency is -1: a zero row
+            recency = tf.minimum(recency_positions(mask), RECENCY_ROWS - 1)
+            keys += self.recency(recency)
+        user["keys"] = keys
+        return user
 
     def encode_items(self, features: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         """(attention query [..., d_key], extra item features [..., 1]); ... is [B] or [B, N]."""
@@ -144,13 +160,16 @@ class RankingModel(tfrs.Model):
             )
         else:
             interest = self.pooling((user["keys"], user["mask"]))
-        profile = user["profile"]
+        profile, last = user["profile"], user.get("last")
         if query.shape.rank == 3:  # [B, N, d]: broadcast the per-row parts over candidates
             n = tf.shape(query)[1]
             profile = tf.repeat(profile[:, tf.newaxis], n, axis=1)
             if interest.shape.rank == 2:
                 interest = tf.repeat(interest[:, tf.newaxis], n, axis=1)
-        x = tf.concat([profile, query, extra, interest], axis=-1)
+            if last is not None:
+                last = tf.repeat(last[:, tf.newaxis], n, axis=1)
+        parts = [profile, query, extra, interest]
+        x = tf.concat(parts + ([last, query * last] if last is not None else []), axis=-1)
         head = self.head(x, training=training and self.head.trainable)
         return tf.squeeze(self.logit(head), -1)
 

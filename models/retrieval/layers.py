@@ -19,7 +19,8 @@ import tensorflow as tf
 import tf_keras
 
 from models.common import embeddings as E
-from models.retrieval.sequence import SequenceEncoder, last_state
+from models.common.history import last_state
+from models.retrieval.sequence import SequenceEncoder
 from schemas import features as F
 
 T = F.transformed_name

@@ -23,6 +23,8 @@ import dataclasses
 import tensorflow as tf
 import tf_keras
 
+from models.common.history import recency_positions
+
 MEAN, SELF_ATTENTION = "mean", "self_attention"
 KINDS = (MEAN, SELF_ATTENTION)
 
@@ -70,30 +72,12 @@ class HistoryEncoderSpec:
             raise ValueError("HistoryEncoderSpec.position_sample must be in (0, 1]")
 
 
-def recency_positions(mask: tf.Tensor) -> tf.Tensor:
-    """[B, L] recency index of each valid position (0 = most recent), -1 on padding.
-
-    mask [B, L] is 1 on the valid prefix of each row (right padding).
-    """
-    mask = tf.cast(mask, tf.int64)
-    length = tf.reduce_sum(mask, axis=1, keepdims=True)
-    index = tf.range(tf.shape(mask, out_type=tf.int64)[1])[tf.newaxis, :]
-    return tf.where(mask > 0, length - 1 - index, -1)
-
-
 def causal_mask(mask: tf.Tensor) -> tf.Tensor:
     """[B, L, L] boolean attention mask: query i may attend key j iff j <= i and j is valid."""
     mask = tf.cast(mask, tf.bool)
     length = tf.shape(mask)[1]
     lower = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
     return tf.logical_and(lower[tf.newaxis], mask[:, tf.newaxis, :])
-
-
-def last_state(states: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """states [B, L, D] at each row's last valid position -> [B, D]; empty rows -> 0."""
-    length = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-    picked = tf.gather(states, tf.maximum(length - 1, 0), batch_dims=1)
-    return picked * tf.cast(length > 0, states.dtype)[:, tf.newaxis]
 
 
 class SequenceEncoder(tf_keras.layers.Layer):

@@ -122,6 +122,58 @@ def test_base_dnn_is_the_same_network_mean_pooled():
     assert dnn(batch()).shape == (2,)
 
 
+def ordered_rows():
+    """Row 0's history is items 1, 2, 3 (oldest first); row 1 holds the same items with 3
+    and 1 swapped, so its most recent item is 1; row 2's history is empty."""
+    rows = {k: tf.repeat(v[:1], 3, axis=0) for k, v in batch().items()}
+    rows[T(F.HISTORY_ITEM_IDS)] = tf.constant([[1, 2, 3], [3, 2, 1], [-1, -1, -1]], tf.int64)
+    rows[T(F.HISTORY_GENRES)] = tf.constant([[0, 0, 0], [0, 0, 0], [-1, -1, -1]], tf.int64)
+    rows[F.HISTORY_MASK] = tf.constant([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
+    return rows
+
+
+def test_default_din_is_blind_to_the_history_order():
+    # Attention pooling sums over the history: reordering it cannot change a score.
+    logits = M.build_model(RankingConfig(**SMALL), SIZES).logits(ordered_rows()).numpy()
+    assert logits[0] == pytest.approx(logits[1], abs=1e-6)
+
+
+def test_recency_positions_add_each_items_recency_row_to_its_key():
+    model = M.build_model(RankingConfig(recency_positions=True, **SMALL), SIZES)
+    model.recency.table.embeddings.assign(
+        0.01 * np.arange(M.RECENCY_ROWS * 4, dtype=np.float32).reshape(M.RECENCY_ROWS, 4)
+    )
+    features = ordered_rows()
+    keys = model.encode_user(features)["keys"].numpy()
+    item, genre = table(model, F.ITEM_ID).numpy(), table(model, F.PRIMARY_GENRE).numpy()
+    rows = model.recency.table.embeddings.numpy()
+    # Row 0: items 1, 2, 3, oldest first: recencies 2, 1, 0.
+    for i, (item_id, recency) in enumerate([(1, 2), (2, 1), (3, 0)]):
+        np.testing.assert_allclose(keys[0, i], np.r_[item[item_id], genre[0]] + rows[recency])
+    np.testing.assert_array_equal(keys[2], 0.0)  # padding gets no recency row
+    logits = model.logits(features).numpy()
+    assert abs(logits[0] - logits[1]) > 1e-6  # the order now matters
+
+
+def test_last_item_feeds_the_most_recent_key_and_its_product_with_the_candidate():
+    model = M.build_model(RankingConfig(last_item=True, **SMALL), SIZES)
+    features = ordered_rows()
+    user = model.encode_user(features)
+    item, genre = table(model, F.ITEM_ID).numpy(), table(model, F.PRIMARY_GENRE).numpy()
+    np.testing.assert_allclose(user["last"][0], np.r_[item[3], genre[0]])  # newest of 1, 2, 3
+    np.testing.assert_allclose(user["last"][1], np.r_[item[1], genre[0]])
+    np.testing.assert_array_equal(user["last"][2], 0.0)  # empty history: zeros
+    # The head's input grows by the last key and its product with the candidate's key.
+    width = M.build_model(RankingConfig(**SMALL), SIZES).head.dense[0].kernel.shape[0]
+    assert model.head.dense[0].kernel.shape[0] == width + 2 * (2 + 2)
+    assert abs(np.subtract(*model.logits(features).numpy()[:2])) > 1e-6
+    scores = model(features).numpy()
+    candidates = {k: v[:, tf.newaxis] for k, v in features.items() if k in M.ITEM_KEYS}
+    np.testing.assert_allclose(  # the [B, N] path broadcasts the last key over candidates
+        model.score_candidates(features, candidates)[:, 0], scores, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("spec", [EmbeddingSpec(kind=QR, qr_buckets=2), EmbeddingSpec(kind=MIXED)])
 def test_memory_efficient_item_and_user_embeddings(spec):
     model = M.build_model(RankingConfig(item_embedding=spec, user_embedding=spec, **SMALL), SIZES)
