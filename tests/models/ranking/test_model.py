@@ -132,14 +132,15 @@ def ordered_rows():
     return rows
 
 
-def test_default_din_is_blind_to_the_history_order():
+def test_din_without_recency_positions_is_blind_to_the_history_order():
     # Attention pooling sums over the history: reordering it cannot change a score.
-    logits = M.build_model(RankingConfig(**SMALL), SIZES).logits(ordered_rows()).numpy()
+    config = RankingConfig(recency_positions=False, **SMALL)
+    logits = M.build_model(config, SIZES).logits(ordered_rows()).numpy()
     assert logits[0] == pytest.approx(logits[1], abs=1e-6)
 
 
 def test_recency_positions_add_each_items_recency_row_to_its_key():
-    model = M.build_model(RankingConfig(recency_positions=True, **SMALL), SIZES)
+    model = M.build_model(RankingConfig(**SMALL), SIZES)  # recency positions by default
     model.recency.table.embeddings.assign(
         0.01 * np.arange(M.RECENCY_ROWS * 4, dtype=np.float32).reshape(M.RECENCY_ROWS, 4)
     )
@@ -156,7 +157,7 @@ def test_recency_positions_add_each_items_recency_row_to_its_key():
 
 
 def test_last_item_feeds_the_most_recent_key_and_its_product_with_the_candidate():
-    model = M.build_model(RankingConfig(last_item=True, **SMALL), SIZES)
+    model = M.build_model(RankingConfig(last_item=True, recency_positions=False, **SMALL), SIZES)
     features = ordered_rows()
     user = model.encode_user(features)
     item, genre = table(model, F.ITEM_ID).numpy(), table(model, F.PRIMARY_GENRE).numpy()
@@ -164,7 +165,8 @@ def test_last_item_feeds_the_most_recent_key_and_its_product_with_the_candidate(
     np.testing.assert_allclose(user["last"][1], np.r_[item[1], genre[0]])
     np.testing.assert_array_equal(user["last"][2], 0.0)  # empty history: zeros
     # The head's input grows by the last key and its product with the candidate's key.
-    width = M.build_model(RankingConfig(**SMALL), SIZES).head.dense[0].kernel.shape[0]
+    plain = RankingConfig(recency_positions=False, **SMALL)
+    width = M.build_model(plain, SIZES).head.dense[0].kernel.shape[0]
     assert model.head.dense[0].kernel.shape[0] == width + 2 * (2 + 2)
     assert abs(np.subtract(*model.logits(features).numpy()[:2])) > 1e-6
     scores = model(features).numpy()
