@@ -96,6 +96,7 @@ def train_id_embeddings_only(model: RankingModel) -> list[str]:
     """
     for name, layer in model.tables.items():
         layer.trainable = name in ID_TABLES
-    for layer in (model.pooling, model.head, model.logit):
-        layer.trainable = False
+    for layer in (model.pooling, model.head, model.logit, model.recency):
+        if layer is not None:
+            layer.trainable = False
     return [_key(v.name) for v in model.trainable_variables]
