@@ -110,11 +110,15 @@ class RankingModel(tfrs.Model):
         self.mba = tf_keras.metrics.Mean(name="mba")
 
     @property
+    def weighted_layers(self) -> list[tf_keras.layers.Layer]:
+        """Every layer that holds weights: the id tables, then the rest."""
+        layers = [*self.tables.values(), self.pooling, self.head, self.logit]
+        return layers + ([self.recency] if self.recency is not None else [])
+
+    @property
     def model_weights(self) -> list[tf.Variable]:
         """Every layer weight (Dice moving statistics included), without metric variables."""
-        layers = [*self.tables.values(), self.pooling, self.head, self.logit]
-        layers += [self.recency] if self.recency is not None else []
-        return [w for layer in layers for w in layer.weights]
+        return [w for layer in self.weighted_layers for w in layer.weights]
 
     def encode_user(self, features: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The per-row part: profile vector [B, d_user], history keys [B, L, d_key], mask

@@ -94,9 +94,7 @@ def train_id_embeddings_only(model: RankingModel) -> list[str]:
     Returns:
         The names of the variables left trainable.
     """
-    for name, layer in model.tables.items():
-        layer.trainable = name in ID_TABLES
-    for layer in (model.pooling, model.head, model.logit, model.recency):
-        if layer is not None:
-            layer.trainable = False
+    train = {id(model.tables[name]) for name in ID_TABLES if name in model.tables}
+    for layer in model.weighted_layers:  # every other layer, whatever the config adds
+        layer.trainable = id(layer) in train
     return [_key(v.name) for v in model.trainable_variables]
