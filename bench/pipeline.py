@@ -18,6 +18,7 @@ pipeline.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -136,11 +137,18 @@ def _role(cmdline: list[str], root: bool, root_child: bool = False) -> str:
     return line[-60:]
 
 
-def run_once(data: str, tag: str, workers: int, extra_args=()) -> dict:
+def run_once(
+    data: str, tag: str, workers: int, extra_args=(), keep_work: str | None = None
+) -> dict:
     """One cold run in a child process; returns wall time, peak RSS and component times
     (and, when the run got that far, the index's metrics and the push decision).
-    `extra_args` go to `python -m pipeline run`, e.g. ("--until", "Transform")."""
-    with tempfile.TemporaryDirectory() as work:
+    `extra_args` go to `python -m pipeline run`, e.g. ("--until", "Transform").
+    `keep_work`: an empty or new directory to run in and keep (its pipeline root can then
+    be profiled stage by stage, e.g. with bench.trainer_run or bench.ranking_eval)."""
+    if keep_work and os.path.isdir(keep_work) and os.listdir(keep_work):
+        raise SystemExit(f"--keep-work {keep_work}: the directory is not empty")
+    with contextlib.nullcontext(keep_work) if keep_work else tempfile.TemporaryDirectory() as work:
+        os.makedirs(work, exist_ok=True)
         cmd = [sys.executable, "-m", "pipeline", "run", "--data", data, "--work-dir", work]
         cmd += ["--no-cache", "--workers", str(workers), *extra_args]
         start = time.time()

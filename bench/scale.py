@@ -135,6 +135,11 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="20K and 100K events, end to end")
     p.add_argument("--data-root", default=os.path.join(REPO, ".work", "scale-data"))
     p.add_argument("--workers", type=int, default=LOCAL_WORKERS)
+    p.add_argument(
+        "--keep-work",
+        metavar="DIR",
+        help="run in DIR/SIZE-RUN and keep it (each must be new or empty), to profile its stages",
+    )
     args = p.parse_args(argv)
     sizes = ["20k", "100k"] if args.quick else args.sizes.split(",")
     unknown = [s for s in sizes if s not in SIZES]
@@ -152,7 +157,8 @@ def main(argv=None) -> int:
         runs = []
         for i in range(args.repeats):
             print(f"[{size}] pipeline run {i + 1}/{args.repeats} ({stages} stages) ...", flush=True)
-            runs.append(run_once(f"csv:{data}", size, args.workers, extra))
+            keep = os.path.join(args.keep_work, f"{size}-{i + 1}") if args.keep_work else None
+            runs.append(run_once(f"csv:{data}", size, args.workers, extra, keep_work=keep))
             print(
                 f"[{size}]   wall {runs[-1]['wall_s']} s, peak RSS {runs[-1]['peak_rss_gib']} GiB"
             )

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from bench import pipeline
 from bench.pipeline import TreeRss, median_run
 
 HOLD = (
@@ -91,3 +92,11 @@ def test_tree_rss_reads_pss_only_on_a_new_peak_or_every_pss_interval(monkeypatch
     assert 0 < len(reads) < samples / 4  # a read per new peak, not one per sample
     assert 50 * 2**20 < rss.peak_pss_bytes <= rss.peak_bytes  # the PSS it did read
     assert rss.sampler_cpu_s > 0
+
+
+def test_run_once_refuses_a_keep_dir_that_holds_files(tmp_path):
+    """A kept run dir must be new or empty: an earlier run's pipeline root and MLMD in it
+    would be resolved as the new run's baselines (not a cold run)."""
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(SystemExit, match="not empty"):
+        pipeline.run_once("synthetic:tiny", "tiny", 1, keep_work=str(tmp_path))
