@@ -45,12 +45,15 @@ SERVED_NOTE = (
 TARGETS = {"served": 1.10, "served_scann": 1.10, "two_tower": 1.0}
 
 
-def pipeline_data(dataset: str, ml100k: str, work_dir: str):
-    """Runs the data stages (cached) and returns (pipeline root, SequenceConfig)."""
+def pipeline_data(dataset: str, ml100k: str, work_dir: str, pipeline_args=()):
+    """Runs the data stages (cached) and returns (pipeline root, SequenceConfig).
+    `pipeline_args`: more `python -m pipeline run` flags, e.g. ("--history-length", "50");
+    give such a run its own work_dir (the harness reads the latest artifacts under it)."""
     from pipeline import cli
 
     spec = f"movielens-100k:{os.path.abspath(ml100k)}" if dataset == "ml-100k" else "synthetic"
     argv = ["run", "--data", spec, "--work-dir", work_dir, "--until", "Transform"]
+    argv += list(pipeline_args)
     print(f"=== {dataset}: data stages ({' '.join(argv)})", flush=True)
     if cli.main(argv) != 0:
         raise SystemExit(f"the data stages failed on {dataset}")

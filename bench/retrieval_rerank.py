@@ -29,6 +29,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
 
 import numpy as np
@@ -125,6 +126,12 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="synthetic", choices=B.DATASETS)
     p.add_argument("--data", default=B.DEFAULT_ML100K)
     p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
+    p.add_argument(
+        "--pipeline-args",
+        default="",
+        help="more flags for the data stages' pipeline run, e.g. '--history-length 50' "
+        "(with a --work-dir of their own)",
+    )
     p.add_argument("--ranking", action="append", default=[], help='name={"k": v, ...}')
     p.add_argument("--seed", type=int, default=0, help="the trainers' seed (B1's --seeds)")
     p.add_argument("--weights", type=_floats, default=WEIGHTS, help="w grid, e.g. 0.5,1,2")
@@ -136,7 +143,9 @@ def main(argv=None) -> int:
         name, _, overrides = spec.partition("=")
         variants[name] = json.loads(overrides or "{}")
     config = RetrievalConfig().with_overrides(seed=args.seed)
-    root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
+    root, seq_cfg = B.pipeline_data(
+        args.dataset, args.data, args.work_dir, shlex.split(args.pipeline_args)
+    )
     out_dir = os.path.join(os.path.dirname(root), "bench")
     _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
     work = os.path.join(out_dir, f"rerank-{os.getpid()}-seed-{args.seed}")
