@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
+from typing import NamedTuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -59,6 +61,39 @@ def pipeline_data(dataset: str, ml100k: str, work_dir: str, pipeline_args=()):
         raise SystemExit(f"the data stages failed on {dataset}")
     config = cli.build_config(cli._parser().parse_args(argv))
     return config.pipeline_root, config.sequences
+
+
+def add_validation_args(p: argparse.ArgumentParser, dataset: str) -> None:
+    """The data flags of the validation harnesses (tune, rerank, prior, channels, i2i)."""
+    p.add_argument("--dataset", default=dataset, choices=DATASETS)
+    p.add_argument("--data", default=DEFAULT_ML100K)
+    p.add_argument("--work-dir", default=os.path.join(REPO, ".work", "bench-retrieval"))
+    p.add_argument(
+        "--pipeline-args",
+        default="",
+        help="more flags for the data stages' pipeline run, e.g. '--history-length 50' "
+        "(with a --work-dir of their own)",
+    )
+
+
+class Validation(NamedTuple):
+    """The B1 validation split of one data-stages run, and where it came from."""
+
+    split: object  # retrieval_systems.Split
+    graph: str  # the transform graph dir
+    out_dir: str  # the run's bench dir (scratch for the harnesses)
+    root: str  # the pipeline root
+    sequences: object  # the run's SequenceConfig
+
+
+def validation_split(args: argparse.Namespace) -> Validation:
+    """The validation split of the data stages that `add_validation_args`' flags name
+    (run, or taken from the cache)."""
+    pipeline_args = shlex.split(args.pipeline_args)
+    root, seq_cfg = pipeline_data(args.dataset, args.data, args.work_dir, pipeline_args)
+    out_dir = os.path.join(os.path.dirname(root), "bench")
+    _, validation, graph = build_splits(root, seq_cfg, out_dir)
+    return Validation(validation, graph, out_dir, root, seq_cfg)
 
 
 def build_splits(root: str, seq_cfg, out_dir: str):

@@ -98,16 +98,13 @@ def main(argv=None) -> int:
     from models.retrieval.config import RetrievalConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="ml-100k", choices=B.DATASETS)
-    p.add_argument("--data", default=B.DEFAULT_ML100K)
-    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
+    B.add_validation_args(p, "ml-100k")
     p.add_argument("--set", action="append", default=[], help="RetrievalConfig override k=v")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
     config = RetrievalConfig().with_overrides(B._overrides(args.set))
-    root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
-    out_dir = os.path.join(os.path.dirname(root), "bench")
-    _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
+    data = B.validation_split(args)
+    validation, graph, out_dir = data.split, data.graph, data.out_dir
     top, _ = S.two_tower(config, graph, os.path.join(out_dir, "channels"))(validation)
     result = trial(validation, top)
     print(json.dumps(result, indent=1))

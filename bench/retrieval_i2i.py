@@ -57,17 +57,14 @@ def main(argv=None) -> int:
     from schemas import serving as SV
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="synthetic", choices=B.DATASETS)
-    p.add_argument("--data", default=B.DEFAULT_ML100K)
-    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
+    B.add_validation_args(p, "synthetic")
     p.add_argument("--lam", type=float, default=150.0, help="EASE^R's lambda")
     p.add_argument("--out", help="also write the results as JSON here")
     args = p.parse_args(argv)
 
     config = RetrievalConfig()
-    root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
-    out_dir = os.path.join(os.path.dirname(root), "bench")
-    _, val, graph = B.build_splits(root, seq_cfg, out_dir)
+    data = B.validation_split(args)
+    val, graph, out_dir = data.split, data.graph, data.out_dir
     work = os.path.join(out_dir, f"i2i-{os.getpid()}")
     S.two_tower(config, graph, work)(val)
     loaded = tf.saved_model.load(S.two_tower_dir(work, val.name))

@@ -43,17 +43,14 @@ def main(argv=None) -> int:
     from models.retrieval.config import RetrievalConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="synthetic", choices=B.DATASETS)
-    p.add_argument("--data", default=B.DEFAULT_ML100K)
-    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
+    B.add_validation_args(p, "synthetic")
     p.add_argument("--seeds", default="0")
     p.add_argument("--betas", default=",".join(map(str, BETAS)))
     p.add_argument("--out")
     args = p.parse_args(argv)
     betas = [float(b) for b in args.betas.split(",")]
-    root, seq_cfg = B.pipeline_data(args.dataset, args.data, args.work_dir)
-    out_dir = os.path.join(os.path.dirname(root), "bench")
-    _, val, graph = B.build_splits(root, seq_cfg, out_dir)
+    data = B.validation_split(args)
+    val, graph, out_dir = data.split, data.graph, data.out_dir
     counts = {
         events: np.asarray(val.interactions(positives)[0].sum(axis=0)).ravel()
         for events, positives in S.EVENT_SETS.items()

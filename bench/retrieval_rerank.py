@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shlex
 import sys
 
 import numpy as np
@@ -123,15 +122,7 @@ def main(argv=None) -> int:
     from models.retrieval.config import RetrievalConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="synthetic", choices=B.DATASETS)
-    p.add_argument("--data", default=B.DEFAULT_ML100K)
-    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
-    p.add_argument(
-        "--pipeline-args",
-        default="",
-        help="more flags for the data stages' pipeline run, e.g. '--history-length 50' "
-        "(with a --work-dir of their own)",
-    )
+    B.add_validation_args(p, "synthetic")
     p.add_argument("--ranking", action="append", default=[], help='name={"k": v, ...}')
     p.add_argument("--seed", type=int, default=0, help="the trainers' seed (B1's --seeds)")
     p.add_argument("--weights", type=_floats, default=WEIGHTS, help="w grid, e.g. 0.5,1,2")
@@ -143,11 +134,8 @@ def main(argv=None) -> int:
         name, _, overrides = spec.partition("=")
         variants[name] = json.loads(overrides or "{}")
     config = RetrievalConfig().with_overrides(seed=args.seed)
-    root, seq_cfg = B.pipeline_data(
-        args.dataset, args.data, args.work_dir, shlex.split(args.pipeline_args)
-    )
-    out_dir = os.path.join(os.path.dirname(root), "bench")
-    _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
+    data = B.validation_split(args)
+    validation, graph, out_dir = data.split, data.graph, data.out_dir
     work = os.path.join(out_dir, f"rerank-{os.getpid()}-seed-{args.seed}")
     top, _ = S.two_tower(config, graph, work)(validation)
     retrieved = write_retrieved(top, validation, os.path.join(work, "retrieved.tsv"))
@@ -162,7 +150,12 @@ def main(argv=None) -> int:
         print(f"=== ranker {name}: {overrides}", flush=True)
         ranking = {k: (retrieved if v == RETRIEVED else v) for k, v in overrides.items()}
         models = V.ServedModels(
-            graph, root, work, seed=config.training.seed, ranking=ranking, sequences=seq_cfg
+            graph,
+            data.root,
+            work,
+            seed=config.training.seed,
+            ranking=ranking,
+            sequences=data.sequences,
         )
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]

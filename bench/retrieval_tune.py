@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 
 # One change at a time from the base config (issue 3's ablation: log-Q and each loss family).
@@ -93,15 +92,7 @@ def main(argv=None) -> int:
     from models.retrieval.config import RetrievalConfig
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="ml-100k", choices=B.DATASETS)
-    p.add_argument("--data", default=B.DEFAULT_ML100K)
-    p.add_argument("--work-dir", default=os.path.join(B.REPO, ".work", "bench-retrieval"))
-    p.add_argument(
-        "--pipeline-args",
-        default="",
-        help="more flags for the data stages' pipeline run, e.g. '--history-length 50' "
-        "(with a --work-dir of their own)",
-    )
+    B.add_validation_args(p, "ml-100k")
     p.add_argument("--set", action="append", default=[], help="base override k=v")
     p.add_argument("--variant", action="append", default=[], help='name={"k": v, ...}')
     p.add_argument("--ablation", action="store_true", help="run the ABLATION variants too")
@@ -114,11 +105,8 @@ def main(argv=None) -> int:
         variants[name] = json.loads(overrides or "{}")
     if args.ablation:
         variants.update(ABLATION)
-    root, seq_cfg = B.pipeline_data(
-        args.dataset, args.data, args.work_dir, shlex.split(args.pipeline_args)
-    )
-    out_dir = os.path.join(os.path.dirname(root), "bench")
-    _, validation, graph = B.build_splits(root, seq_cfg, out_dir)
+    data = B.validation_split(args)
+    validation, graph, out_dir = data.split, data.graph, data.out_dir
     results = run_variants(validation, graph, out_dir, base, variants or {"base": {}})
     if args.out:
         with open(args.out, "w") as f:
