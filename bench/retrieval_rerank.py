@@ -62,7 +62,12 @@ def rule_name(ranker: str, w: float, a: float) -> str:
 
 
 def rank_by_rules(
-    cands: Candidates, temperature: float, log_q: np.ndarray, weights=WEIGHTS, log_qs=LOG_Q
+    cands: Candidates,
+    temperature: float,
+    log_q: np.ndarray,
+    weights=WEIGHTS,
+    log_qs=LOG_Q,
+    prior: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """{rule: top lists [Q, C] (catalog indices, -1 last)} of every rule.
 
@@ -70,6 +75,9 @@ def rank_by_rules(
     ranker = log(p) ("logp") or log(p / (1 - p)) ("logit"); plus the retrieval order
     alone ("retrieval"), the ranker alone ("ranker_logp") and, when the candidates carry
     them, the served model's own final scores ("served"). Ties keep the served order.
+    With `prior` ([V] per catalog index: the retrieval model's popularity prior, part of
+    r), the logp rules are repeated with r - prior[item], named "...+w(r-prior)/T...":
+    the prior then chooses the candidates but leaves the final order.
     """
     p = np.clip(cands.probs.astype(np.float64), 1e-30, 1 - 1e-12)
     ranker = {"logp": np.log(p), "logit": np.log(p) - np.log1p(-p)}
@@ -83,12 +91,34 @@ def rank_by_rules(
         for w in weights:
             for a in log_qs:
                 scores[rule_name(name, w, a)] = base + w * r + a * q
+    if prior is not None:
+        bare = r - prior[np.maximum(cands.items, 0)] / temperature
+        for w in weights:
+            for a in log_qs:
+                rule = rule_name("logp", w, a).replace("r/T", "(r-prior)/T")
+                scores[rule] = ranker["logp"] + w * bare + a * q
     out = {}
     for name, s in scores.items():
         order = np.argsort(-np.where(valid, s, -np.inf), axis=1, kind="stable")
         top = np.take_along_axis(cands.items, order, axis=1)
         out[name] = np.where(np.take_along_axis(valid, order, axis=1), top, -1)
     return out
+
+
+def retrieval_prior(retrieval_dir: str, item_ids) -> np.ndarray | None:
+    """The retrieval model's popularity prior beta * log(1 + n) per catalog index [V]
+    (its item embeddings' last column times the query's beta / s), or None without one."""
+    from models.retrieval import export
+    from models.retrieval.prior import INFO_KEY
+
+    with open(os.path.join(retrieval_dir, "assets.extra", export.MODEL_INFO_FILE)) as f:
+        info = json.load(f).get(INFO_KEY)
+    if not info:
+        return None
+    npz = np.load(export.item_embeddings_path(retrieval_dir))
+    column = dict(zip(npz["ids"].tolist(), npz["embeddings"][:, -1].tolist(), strict=True))
+    values = np.array([column.get(str(i), 0.0) for i in item_ids], np.float64)
+    return values * info["beta"] / info["scale"]
 
 
 def negative_log_q(counts: np.ndarray, power: float = NEGATIVE_POWER) -> np.ndarray:
@@ -125,6 +155,7 @@ def main(argv=None) -> int:
     B.add_validation_args(p, "synthetic")
     p.add_argument("--ranking", action="append", default=[], help='name={"k": v, ...}')
     p.add_argument("--seed", type=int, default=0, help="the trainers' seed (B1's --seeds)")
+    p.add_argument("--retrieval", default="{}", help='RetrievalConfig overrides, {"k": v}')
     p.add_argument("--weights", type=_floats, default=WEIGHTS, help="w grid, e.g. 0.5,1,2")
     p.add_argument("--log-q", type=_floats, default=LOG_Q, help="a grid, e.g. 0,0.5,1")
     p.add_argument("--out", help="also write the results as JSON here")
@@ -133,7 +164,7 @@ def main(argv=None) -> int:
     for spec in args.ranking or ["default={}"]:
         name, _, overrides = spec.partition("=")
         variants[name] = json.loads(overrides or "{}")
-    config = RetrievalConfig().with_overrides(seed=args.seed)
+    config = RetrievalConfig().with_overrides(seed=args.seed, **json.loads(args.retrieval))
     data = B.validation_split(args)
     validation, graph, out_dir = data.split, data.graph, data.out_dir
     work = os.path.join(out_dir, f"rerank-{os.getpid()}-seed-{args.seed}")
@@ -142,6 +173,7 @@ def main(argv=None) -> int:
     x, _ = validation.interactions(False)
     log_q = negative_log_q(np.asarray(x.sum(axis=0)).ravel())
     results = {"two_tower_exact": _metrics(top, validation)}
+    prior = retrieval_prior(S.two_tower_dir(work, validation.name), validation.item_ids)
     for name, overrides in variants.items():
         import tensorflow as tf
 
@@ -160,7 +192,9 @@ def main(argv=None) -> int:
         export_dir, extras = models.export(validation, "portable")
         signature = tf.saved_model.load(export_dir).signatures[C.SERVING_DEFAULT]
         cands = served_candidates(signature, validation)
-        rules = rank_by_rules(cands, config.tower.temperature, log_q, args.weights, args.log_q)
+        rules = rank_by_rules(
+            cands, config.tower.temperature, log_q, args.weights, args.log_q, prior
+        )
         results[name] = {
             "overrides": overrides,
             "din_eval": extras["din_eval"],

@@ -57,15 +57,25 @@ def assemble(
     depth = export.search_depth(n, len(index.item_ids))
     weight, source = export.retrieval_weight(retrieval_dir, config.retrieval_weight)
     logging.info("RecommenderAssembler: final score retrieval weight %.4g (%s)", weight, source)
-    bias = export.item_bias(ordered, correction)
+    prior = export.retrieval_prior(retrieval_dir, index)
+    bias = export.final_item_bias(ordered, correction, prior, weight, config.prior_kept)
     if correction is not None:
         logging.info("RecommenderAssembler: final score log q term %s", correction.describe())
+    if prior is not None:
+        logging.info(
+            "RecommenderAssembler: the retrieval popularity prior picks the candidates; "
+            "%g of it is kept in the final score",
+            config.prior_kept,
+        )
     expected = reference.recommend(
         retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth, weight, bias
     )
     report = {"config": dataclasses.asdict(config), "variants": {}}
     report["retrieval_weight"] = {"value": weight, "source": source}
     report["negative_correction"] = correction.describe() if correction else None
+    report["popularity_prior"] = (
+        None if prior is None else export.prior_record(retrieval_dir, config.prior_kept)
+    )
     jobs = []
     for variant in config.variants:
         start = time.time()
@@ -85,6 +95,7 @@ def assemble(
             weight=config.retrieval_weight,  # resolved as above; export.json records the source
             models=(retrieval, ranking),  # loaded once for the reference and every variant
             correction=correction,
+            prior_kept=config.prior_kept,
         )
         # Sizes and SHA-256 of every file: the pusher and the server verify them.
         model_version.write_manifest(target)

@@ -10,7 +10,10 @@
 - `assets.extra/id_vocabularies.json`: the item and user vocabularies of the
   id tables (warm start re-aligns rows with them, see updates.warm_start);
 - `assets.extra/retrieval.json`: the softmax temperature (the combined serving model
-  turns cosines into log-probabilities with it);
+  turns cosines into log-probabilities with it) and the popularity prior, if any;
+With a popularity prior (models/retrieval/prior.py), both embeddings get one more column,
+[q, beta / s] and [c, s * log(1 + n)], so that their dot product, the retrieval score
+every consumer computes, is cos + beta * log(1 + n).
 and next to it, at `item_embeddings_path(serving_model_dir)` =
 `<serving_model_dir>/../item_embeddings.npz`: `ids` (str [N], the item
 vocabulary in order) and `embeddings` (float32 [N, D]) of every vocabulary item.
@@ -28,24 +31,34 @@ import tensorflow_transform as tft
 
 from models.common import requests
 from models.retrieval import updates
+from models.retrieval.prior import INFO_KEY
 from schemas import features as F
 from schemas import serving
 
 EMBEDDING = serving.EMBEDDING_KEY
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npz"
 _QUERY_SPEC, _CANDIDATE_SPEC = serving.QUERY_SPEC, serving.CANDIDATE_SPEC
+_ITEM = F.transformed_name(F.ITEM_ID)
 
 
-MODEL_INFO_FILE = "retrieval.json"  # assets.extra: {"temperature": the softmax temperature}
+# assets.extra: {"temperature": the softmax temperature, "popularity_prior": None or
+# PopularityPrior.describe()}
+MODEL_INFO_FILE = "retrieval.json"
+
+
+def read_model_info(serving_model_dir: str) -> dict:
+    """The retrieval SavedModel's assets.extra/retrieval.json ({}: not recorded)."""
+    path = os.path.join(serving_model_dir, "assets.extra", MODEL_INFO_FILE)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def read_temperature(serving_model_dir: str) -> float | None:
     """The softmax temperature a retrieval SavedModel was trained with (None: not recorded)."""
-    path = os.path.join(serving_model_dir, "assets.extra", MODEL_INFO_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return float(json.load(f)["temperature"])
+    temperature = read_model_info(serving_model_dir).get("temperature")
+    return None if temperature is None else float(temperature)
 
 
 def item_embeddings_path(serving_model_dir: str) -> str:
@@ -56,8 +69,9 @@ def item_embeddings_path(serving_model_dir: str) -> str:
 class _ServingModule(tf.Module):
     """The towers, the Transform layer and the signatures' tf.functions."""
 
-    def __init__(self, model, tft_output: tft.TFTransformOutput):
+    def __init__(self, model, tft_output: tft.TFTransformOutput, prior=None):
         super().__init__()
+        self.prior = prior
         self.query_tower, self.candidate_tower = model.query_tower, model.candidate_tower
         self.tft_layer = tft_output.transform_features_layer()
         self.model_variables = list(model.weights)  # for updates.warm_start
@@ -71,7 +85,8 @@ class _ServingModule(tf.Module):
         batch = tf.shape(inputs[F.USER_ID])[0]
         given = requests.user_inputs(inputs, self.history_length)
         transformed = self.tft_layer(self._raw(given, batch))
-        return {EMBEDDING: self.query_tower(transformed, training=False)}
+        query = self.query_tower(transformed, training=False)
+        return {EMBEDDING: query if self.prior is None else self.prior.query(query)}
 
     @tf.function(input_signature=[_QUERY_SPEC], autograph=False)
     def query_embedding(self, inputs):
@@ -83,7 +98,10 @@ class _ServingModule(tf.Module):
         given = dict(inputs)
         given[F.GENRES] = tf.sparse.from_dense(inputs[F.GENRES])  # drops "" padding
         transformed = self.tft_layer(self._raw(given, batch))
-        return {EMBEDDING: self.candidate_tower(transformed, training=False)}
+        items = self.candidate_tower(transformed, training=False)
+        if self.prior is not None:
+            items = self.prior.candidates(items, transformed[_ITEM])
+        return {EMBEDDING: items}
 
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string, serving.EXAMPLES)], autograph=False
@@ -100,9 +118,10 @@ class _ServingModule(tf.Module):
         return self._query(parsed)
 
 
-def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
-    """Writes the SavedModel, its id vocabularies and the item embeddings; returns the npz path."""
-    module = _ServingModule(model, tft_output)
+def export_serving_model(model, tft_output, serving_model_dir: str, prior=None) -> str:
+    """Writes the SavedModel, its id vocabularies and the item embeddings; returns the npz
+    path. `prior`: a `prior.PopularityPrior` over the item id table, or None."""
+    module = _ServingModule(model, tft_output, prior)
     signatures = {
         serving.SERVING_DEFAULT: module.serve_tf_examples,
         serving.QUERY_SIGNATURE: module.query_embedding,
@@ -115,14 +134,25 @@ def export_serving_model(model, tft_output, serving_model_dir: str) -> str:
     with tf.io.gfile.GFile(os.path.join(extra, updates.VOCAB_FILE), "w") as f:
         json.dump(vocabs, f)
     with tf.io.gfile.GFile(os.path.join(extra, MODEL_INFO_FILE), "w") as f:
-        json.dump({"temperature": float(model.config.tower.temperature)}, f)
-    return export_item_embeddings(model, vocabs[F.ITEM_ID], item_embeddings_path(serving_model_dir))
+        info = {"temperature": float(model.config.tower.temperature)}
+        info[INFO_KEY] = None if prior is None else prior.describe()
+        json.dump(info, f)
+    path = item_embeddings_path(serving_model_dir)
+    return export_item_embeddings(model, vocabs[F.ITEM_ID], path, prior=prior)
 
 
-def export_item_embeddings(model, item_vocab: list[str], path: str, batch: int = 4096) -> str:
-    """Embeds every vocabulary item with its catalog features; writes ids + [N, D] matrix."""
+def export_item_embeddings(
+    model, item_vocab: list[str], path: str, batch: int = 4096, prior=None
+) -> str:
+    """Embeds every vocabulary item with its catalog features (and the prior's column);
+    writes ids + [N, D (+ 1)] matrix."""
+
+    def embed(ids):
+        items = model.embed_items(ids)
+        return items if prior is None else prior.candidates(items, ids)
+
     chunks = [
-        model.embed_items(tf.range(start, min(start + batch, len(item_vocab)), dtype=tf.int64))
+        embed(tf.range(start, min(start + batch, len(item_vocab)), dtype=tf.int64))
         for start in range(0, len(item_vocab), batch)
     ]
     matrix = tf.concat(chunks, axis=0).numpy().astype(np.float32)

@@ -291,11 +291,15 @@ class ItemCatalog:
         genre: [V] primary genre id per item id (-1 unknown).
         genres: [V, G] genre ids, -1 padded.
         year: [V] year_normalized.
+        positives: [V] positive examples (label 1) per item id in the batches read (None:
+            zeros), for the pushed model's popularity prior (models/retrieval/prior.py).
     """
 
-    def __init__(self, genre: np.ndarray, genres: np.ndarray, year: np.ndarray):
+    def __init__(self, genre: np.ndarray, genres: np.ndarray, year: np.ndarray, positives=None):
         self.num_items = len(genre)
         self.arrays = (np.asarray(genre), np.asarray(genres), np.asarray(year))
+        zeros = np.zeros(self.num_items, np.int64)
+        self.positives = zeros if positives is None else np.asarray(positives)
         self._genre = tf.constant(genre, tf.int64)
         self._genres = tf.constant(genres, tf.int64)
         self._year = tf.constant(year, tf.float32)
@@ -318,15 +322,20 @@ class ItemCatalog:
         """
         cat = cls.empty(num_items, max_genres)
         genre, genres, year = (np.array(a) for a in cat.arrays)
+        positives = np.zeros(num_items, np.int64)
         for batch in batches:
             ids = batch[ITEM].numpy()
             keep = (ids >= 0) & (ids < num_items)
+            # The two-tower's own training targets: the same counts whether the files hold
+            # every example (the pipeline) or the positives only (B1's two-tower subset).
+            positive = tf.reshape(batch[F.LABEL], [-1]).numpy() == 1
+            np.add.at(positives, ids[keep & positive], 1)
             dense = tf.sparse.to_dense(batch[GENRES], default_value=-1).numpy()[:, :max_genres]
             genre[ids[keep]] = batch[GENRE].numpy()[keep]
             genres[ids[keep]] = -1
             genres[ids[keep], : dense.shape[1]] = dense[keep]
             year[ids[keep]] = batch[F.YEAR_NORMALIZED].numpy()[keep]
-        return cls(genre, genres, year)
+        return cls(genre, genres, year, positives)
 
     def lookup(self, ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """Transformed candidate features of ids [N] (clipped into the table)."""

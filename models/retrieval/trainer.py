@@ -4,7 +4,8 @@ custom_config = {"retrieval": RetrievalConfig(...).to_dict()} (missing -> defaul
 Training uses only the positive examples (label == 1) of the transformed data;
 the ranker's sampled negatives and low ratings are skipped. Writes:
 - fn_args.serving_model_dir: the SavedModel (see export.py) and, next to it,
-  item_embeddings.npz;
+  item_embeddings.npz; with tower.popularity_prior > 0 both carry the prior's column
+  (prior.py), its counts the positives per item of the training files;
 - fn_args.model_run_dir: training_curve.png (loss per step) and
   training_summary.json (examples/s, losses, embedding memory vs full tables).
 Model updates (updates.py): with fn_args.base_model (the latest blessed model),
@@ -33,6 +34,7 @@ from models.retrieval.config import CUSTOM_CONFIG_KEY, RetrievalConfig
 from models.retrieval.hyperparameters import apply_hyperparameters, hyperparameter_values
 from models.retrieval.layers import ItemCatalog
 from models.retrieval.model import TARGET_WEIGHT, build_model, compile_model
+from models.retrieval.prior import make_prior
 from schemas import features as F
 
 SUMMARY_FILE = "training_summary.json"
@@ -189,7 +191,8 @@ def prepare_model(config: RetrievalConfig, fn_args, tft_output) -> tuple:
                 f"{positives:,} training positives: {epochs} epoch(s) instead of "
                 f"{training.epochs} (max_example_passes {training.max_example_passes:,})"
             )
-    return model, epochs, {**info, "vocab_sizes": sizes, "counts": counts}
+    prior = make_prior(config.tower.popularity_prior, catalog.positives)
+    return model, epochs, {**info, "vocab_sizes": sizes, "counts": counts, "prior": prior}
 
 
 def _steps(total: int | None, per_epoch: int, epochs: int) -> int | None:
@@ -217,7 +220,8 @@ def run_fn(fn_args) -> None:
         model, epochs, info = prepare_model(config, fn_args, tft_output)
     info["strategy"] = {"name": config.training.strategy, "replicas": strategy.num_replicas_in_sync}
     info["hyperparameters"] = tuned
-    counts = info.pop("counts")
+    counts, prior = info.pop("counts"), info.pop("prior")
+    info["popularity_prior"] = None if prior is None else prior.describe()
     steps = _steps(fn_args.train_steps, config.training.steps_per_epoch, epochs)
     train = positives_dataset(fn_args.train_files, tft_output, config, counts, training=True)
     train = distribute.shard_policy(train, strategy, distribute.file_count(fn_args.train_files))
@@ -250,7 +254,7 @@ def run_fn(fn_args) -> None:
     seconds = time.perf_counter() - started
     # Every worker exports (saving may run collectives); only the chief's files stay.
     with distribute.output_dir(fn_args.serving_model_dir) as serving_dir:
-        npz = export.export_serving_model(model, tft_output, serving_dir)
+        npz = export.export_serving_model(model, tft_output, serving_dir, prior)
     with distribute.output_dir(fn_args.model_run_dir) as run_dir:
         info.update(serving_model_dir=fn_args.serving_model_dir, item_embeddings=npz)
         write_reports(model, config, log, seconds, info, run_dir)

@@ -161,6 +161,62 @@ def item_bias(catalog: dict, correction: NegativeCorrection | None) -> np.ndarra
     return correction.item_bias(np.asarray(catalog[F.ITEM_COUNT], np.float64))
 
 
+def retrieval_prior(retrieval_dir: str, index) -> np.ndarray | None:
+    """The retrieval model's popularity prior beta * log(1 + n) per index item, float64
+    [V] (None: the model has none). Its candidate embeddings carry s * log(1 + n) in their
+    last column and its queries beta / s (models/retrieval/prior.py); the product is read
+    back here from the index's embeddings and the model's assets.extra/retrieval.json.
+    """
+    from models.retrieval.export import read_model_info
+    from models.retrieval.prior import INFO_KEY
+
+    info = read_model_info(retrieval_dir).get(INFO_KEY)
+    if not info:
+        return None
+    column = np.asarray(index.embeddings, np.float64)[:, -1]
+    return column * float(info["beta"]) / float(info["scale"])
+
+
+def prior_record(retrieval_dir: str, prior_kept: float) -> dict:
+    """export.json's record of the retrieval model's prior and the share the final keeps."""
+    from models.retrieval.export import read_model_info
+    from models.retrieval.prior import INFO_KEY
+
+    return {**read_model_info(retrieval_dir)[INFO_KEY], "kept_in_final_score": prior_kept}
+
+
+def final_item_bias(
+    catalog: dict,
+    correction: NegativeCorrection | None,
+    prior: np.ndarray | None,
+    weight: float,
+    prior_kept: float = 0.0,
+) -> np.ndarray | None:
+    """The final score's per-item term [V] for catalog rows in index order (None: 0).
+
+    It is the ranker's log q(item) term (`item_bias`) minus (1 - prior_kept) * weight *
+    prior[item]: the retrieval score r = cos + prior enters the final score as weight * r,
+    so this leaves weight * (cos + prior_kept * prior). The prior picks the N candidates;
+    with prior_kept 0 it does not order them (B1 validation, seed 0, keeping all of it
+    against none: HR@10 / NDCG@10 -.0015 / +.0017 on synthetic, -.014 / -.005 on ML-100K;
+    `python -m bench.retrieval_rerank`, the "(r-prior)" rules).
+
+    Raises:
+        ValueError: prior_kept outside [0, 1], or a prior not one finite value per item.
+    """
+    if not 0.0 <= prior_kept <= 1.0:
+        raise ValueError(f"prior_kept={prior_kept} not in [0, 1]")
+    bias = item_bias(catalog, correction)
+    if prior is None or prior_kept == 1.0 or weight == 0.0:
+        return bias
+    prior = np.asarray(prior, np.float64)
+    size = len(catalog[F.ITEM_ID])
+    if prior.shape != (size,) or not np.all(np.isfinite(prior)):
+        raise ValueError(f"the retrieval prior must be {size} finite values, got {prior.shape}")
+    removed = (1.0 - prior_kept) * weight * prior
+    return (-removed if bias is None else bias - removed).astype(np.float32)
+
+
 def write_atomically(export_dir: str, write) -> str:
     """Calls write(tmp_dir), then renames tmp_dir to export_dir; a failure leaves nothing."""
     parent = os.path.dirname(os.path.normpath(export_dir))
@@ -191,6 +247,7 @@ def export_variant(
     weight: float | None = None,
     models: tuple | None = None,
     correction: NegativeCorrection | None = None,
+    prior_kept: float = 0.0,
 ) -> str:
     """Writes one variant of the combined SavedModel to export_dir (atomically).
 
@@ -210,6 +267,8 @@ def export_variant(
             that exporting several variants loads each SavedModel once.
         correction: the final score's log q(item) term (None: none); needs the
             catalog's F.ITEM_COUNT column.
+        prior_kept: share of the retrieval model's popularity prior kept in the final
+            score (`final_item_bias`; 0: it only picks the candidates).
     """
     if not 1 <= k <= n:
         raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
@@ -220,6 +279,8 @@ def export_variant(
         tf.saved_model.load(retrieval_dir),
         tf.saved_model.load(ranking_dir),
     )
+    prior = retrieval_prior(retrieval_dir, index)
+    bias = final_item_bias(ordered, correction, prior, weight, prior_kept)
     module = Recommender(
         retrieval,
         ranking,
@@ -228,12 +289,13 @@ def export_variant(
         k=k,
         n=n,
         retrieval_weight=weight,
-        item_bias=item_bias(ordered, correction),
+        item_bias=bias,
     )
     meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
     meta["max_batch"] = module.max_batch  # serving/servable.py runs larger batches in slices
     meta.update({"retrieval_weight": weight, "retrieval_weight_source": source})
     meta["negative_correction"] = correction.describe() if correction else None
+    meta["popularity_prior"] = None if prior is None else prior_record(retrieval_dir, prior_kept)
     meta.update({"catalog_size": len(index.item_ids), **(info or {})})
 
     def write(tmp: str) -> None:

@@ -33,6 +33,19 @@ def test_rules_by_hand():
     assert tops[R.rule_name("logit", 1.0, 1.0)].tolist() == [[7, 3, -1]]
 
 
+def test_prior_rules_take_the_prior_out_of_the_retrieval_score():
+    prior = np.zeros(10)
+    prior[7] = 0.15  # item 7's r = 0.30 is 0.15 cosine + 0.15 prior; item 3 has none
+    tops = R.rank_by_rules(
+        _cands(), temperature=0.1, log_q=np.zeros(10), weights=(1.0,), log_qs=(0.0,), prior=prior
+    )
+    # with the prior: log .5 + 3 = 2.307 > log .8 + 2 = 1.777 (as above);
+    assert tops[R.rule_name("logp", 1.0, 0.0)].tolist() == [[7, 3, -1]]
+    # without: log .5 + 1.5 = 0.807 < 1.777.
+    assert tops["logp+1(r-prior)/T+0logq"].tolist() == [[3, 7, -1]]
+    assert not any("prior" in rule for rule in R.rank_by_rules(_cands(), 0.1, np.zeros(10)))
+
+
 def test_the_served_rule_orders_by_the_models_own_final_scores():
     cands = R.Candidates(**{**_cands().__dict__, "final": np.array([[0.0, 1.0, 9.0]])})
     tops = R.rank_by_rules(cands, temperature=0.1, log_q=np.zeros(10))

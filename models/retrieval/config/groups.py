@@ -49,6 +49,9 @@ class Tower:
         temperature: scores (listwise / sampled-softmax logits) are cos / temperature.
         history: HistoryEncoderSpec: how the query tower pools the history (mean, or
             causal self-attention over it).
+        popularity_prior: beta of the pushed model's retrieval score cos + beta * log(1 + n),
+            n the item's positive training examples (models/retrieval/prior.py); not used in
+            training. 0: cosines only.
     """
 
     PATH: ClassVar[str] = f"{PREFIX}.tower"
@@ -59,12 +62,15 @@ class Tower:
     output_dim: int = 32
     temperature: float = 0.05
     history: HistoryEncoderSpec = dataclasses.field(default_factory=HistoryEncoderSpec)
+    popularity_prior: float = 0.03
 
     def __post_init__(self):
         check_at_least(self, 1, ("embedding_dim", "feature_dim", "output_dim"))
         check_at_least(self, 0, ("depth",))
         require(self.PATH, "width", self.width >= 1 or not self.depth, "must be >= 1")
         check_at_least(self, 0, ("temperature",), strict=True)
+        prior = self.popularity_prior
+        require(self.PATH, "popularity_prior", 0 <= prior < float("inf"), "must be finite, >= 0", prior)
         require(self.PATH, "history", isinstance(self.history, HistoryEncoderSpec), "is no spec")
 
 

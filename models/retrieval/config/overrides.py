@@ -33,7 +33,10 @@ _RENAMED = {
     "user_embedding": ("embeddings", "user"),
 }
 _KEPT = {
-    "tower": ("embedding_dim", "feature_dim", "output_dim", "temperature", "history"),
+    "tower": (
+        *("embedding_dim", "feature_dim", "output_dim", "temperature", "history"),
+        "popularity_prior",
+    ),
     "training": (
         *("learning_rate", "optimizer", "batch_size", "epochs"),
         *("steps_per_epoch", "eval_steps", "seed", "strategy", "max_example_passes"),

@@ -11,6 +11,7 @@ import tensorflow_transform as tft
 
 from models.retrieval import export, trainer, updates
 from models.retrieval.config import RetrievalConfig
+from models.retrieval.prior import PopularityPrior
 from schemas import features as F
 
 BASE = RetrievalConfig().with_overrides(
@@ -42,7 +43,7 @@ def saved_variables(serving_dir):
     return {v.name: v.numpy() for v in tf.saved_model.load(serving_dir).model_variables}
 
 
-def test_run_fn_writes_model_curve_and_summary(first_run):
+def test_run_fn_writes_model_curve_and_summary(first_run, tiny_data):
     loaded = tf.saved_model.load(first_run.serving_model_dir)
     assert {"serving_default", "query_embedding", "candidate_embedding"} <= set(loaded.signatures)
     with open(os.path.join(first_run.model_run_dir, trainer.CURVE_FILE), "rb") as f:
@@ -57,9 +58,35 @@ def test_run_fn_writes_model_curve_and_summary(first_run):
     users = summary["pretrained_users"]
     assert users["source"] == "mean_of_items" and 0 < users["covered"] <= users["vocabulary"]
     npz = np.load(export.item_embeddings_path(first_run.serving_model_dir))
-    assert npz["embeddings"].shape == (len(npz["ids"]), BASE.tower.output_dim)
+    # The popularity prior's column follows the unit-norm tower output (prior.py).
+    dim = BASE.tower.output_dim
+    assert npz["embeddings"].shape == (len(npz["ids"]), dim + 1)
     assert npz["ids"][0] == summary_vocab(first_run)[0]
-    np.testing.assert_allclose(np.linalg.norm(npz["embeddings"], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(npz["embeddings"][:, :dim], axis=1), 1.0, rtol=1e-5)
+    # Its products with the query's beta / s are beta * log(1 + n), n counted here from
+    # the raw training examples: positives (label 1), not low ratings or sampled negatives.
+    prior = summary["popularity_prior"]
+    assert prior["beta"] == BASE.tower.popularity_prior == 0.03
+    with open(os.path.join(first_run.serving_model_dir, "assets.extra", "retrieval.json")) as f:
+        assert json.load(f)["popularity_prior"] == prior
+    positives = positive_counts(tiny_data)
+    n = np.array([positives.get(i, 0) for i in npz["ids"]], np.float64)
+    assert n.max() == prior["max_count"] and (n > 0).mean() > 0.5
+    query_value = prior["beta"] / prior["scale"]
+    np.testing.assert_allclose(npz["embeddings"][:, dim] * query_value, 0.03 * np.log1p(n), atol=1e-6)
+
+
+def positive_counts(tiny_data) -> dict:
+    """item id -> positive examples (label 1) in the raw training examples."""
+    spec = {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
+    spec[F.LABEL] = tf.io.FixedLenFeature([], tf.int64)
+    counts: dict = {}
+    files = glob.glob(tiny_data.raw("train"))
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
+        parsed = tf.io.parse_example(record, spec)
+        for item, label in zip(parsed[F.ITEM_ID].numpy(), parsed[F.LABEL].numpy()):
+            counts[item.decode()] = counts.get(item.decode(), 0) + int(label == 1)
+    return counts
 
 
 def summary_vocab(args):
@@ -81,8 +108,17 @@ def exported(tiny_data, tmp_path_factory):
     counts = data_counts(tft_output)
     ds = trainer.positives_dataset(args.train_files, tft_output, BASE, counts, training=True)
     model.fit(ds.repeat(), steps_per_epoch=3, epochs=1, verbose=0)
-    export.export_serving_model(model, tft_output, args.serving_model_dir)
+    export.export_serving_model(model, tft_output, args.serving_model_dir, _prior(tft_output))
     return model, tft_output, tf.saved_model.load(args.serving_model_dir), args
+
+
+def _prior(tft_output) -> PopularityPrior:
+    """Hand-set counts per item id row (vocabulary + OOV): log(1 + n) = id % 3, so the
+    column is (id % 3) / 8 (COLUMN_MAX 0.25 over max log(1 + n) = 2) and beta / s = 0.8:
+    the prior is 0.1 * (id % 3)."""
+    from models.common import data
+
+    return PopularityPrior(0.1, np.expm1(np.arange(data.vocab_sizes(tft_output)[F.ITEM_ID]) % 3))
 
 
 def data_counts(tft_output):
@@ -92,7 +128,7 @@ def data_counts(tft_output):
 
 
 def test_saved_model_matches_in_memory_model(exported, tiny_data):
-    model, tft_output, loaded, _ = exported
+    model, tft_output, loaded, args = exported
     serialized = raw_examples(tiny_data)
     raw = tf.io.parse_example(serialized, tft_output.raw_feature_spec())
     transformed = tft_output.transform_raw_features(raw, drop_unused_features=True)
@@ -103,16 +139,24 @@ def test_saved_model_matches_in_memory_model(exported, tiny_data):
         **{name: scalar(name) for name in (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION, F.TIMESTAMP)},
         **{name: raw[name] for name in (F.HISTORY_ITEM_IDS, F.HISTORY_GENRES)},
     )["embedding"]
-    np.testing.assert_allclose(query, expected_q, atol=1e-5)
+    # The towers' outputs, then the prior's columns: beta / s = 0.8 on the query side,
+    # (id % 3) / 8 on the candidate side (the fixture's hand-set counts).
+    np.testing.assert_allclose(query[:, :-1], expected_q, atol=1e-5)
+    np.testing.assert_allclose(query[:, -1], 0.8, atol=1e-6)
     served = loaded.signatures["serving_default"](examples=serialized)["embedding"]
-    np.testing.assert_allclose(served, expected_q, atol=1e-5)
+    np.testing.assert_allclose(served, query, atol=1e-5)
     candidate = loaded.signatures["candidate_embedding"](
         item_id=scalar(F.ITEM_ID),
         genres=tf.sparse.to_dense(raw[F.GENRES], default_value=F.PAD),
         genre=scalar(F.PRIMARY_GENRE),
         year=scalar(F.YEAR),
     )["embedding"]
-    np.testing.assert_allclose(candidate, expected_c, atol=1e-5)
+    np.testing.assert_allclose(candidate[:, :-1], expected_c, atol=1e-5)
+    ids = transformed[F.transformed_name(F.ITEM_ID)].numpy().reshape(-1)
+    assert len(set(ids % 3)) == 3  # the rows cover every column value
+    np.testing.assert_allclose(candidate[:, -1], (ids % 3) / 8, atol=1e-6)
+    npz = np.load(export.item_embeddings_path(args.serving_model_dir))
+    np.testing.assert_allclose(npz["embeddings"][ids], candidate, atol=1e-5)
 
 
 def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
@@ -126,7 +170,7 @@ def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
         history_item_ids=tf.constant([["no-such-item"] * 25 + [""] * 5, [""] * 30]),
         history_genres=tf.constant([["Nope"] * 25 + [""] * 5, [""] * 30]),
     )["embedding"].numpy()
-    assert query.shape == (2, BASE.tower.output_dim) and np.all(np.isfinite(query))
+    assert query.shape == (2, BASE.tower.output_dim + 1) and np.all(np.isfinite(query))
     short = loaded.signatures["query_embedding"](
         user_id=tf.constant(["u"]),
         age=tf.constant([30], tf.int64),
@@ -136,7 +180,7 @@ def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
         history_item_ids=tf.zeros([1, 0], tf.string),
         history_genres=tf.zeros([1, 0], tf.string),
     )["embedding"]
-    assert short.shape == (1, BASE.tower.output_dim)
+    assert short.shape == (1, BASE.tower.output_dim + 1)
     candidate = loaded.signatures["candidate_embedding"](
         item_id=tf.constant(["brand-new", ""]),
         genres=tf.constant([["Space Opera", ""], ["", ""]]),
@@ -144,10 +188,12 @@ def test_unknown_ids_and_odd_shapes_do_not_fail(exported):
         year=tf.constant([3000, -1], tf.int64),
     )["embedding"].numpy()
     assert np.all(np.isfinite(candidate))
+    # Unknown ids hash into OOV rows: their prior is the hand-set one of those rows.
+    assert set(np.round(candidate[:, -1] * 8).astype(int)) <= {0, 1, 2}
     empty = tf.train.Example().SerializeToString()
     assert loaded.signatures["serving_default"](examples=tf.constant([empty]))[
         "embedding"
-    ].shape == (1, 32)
+    ].shape == (1, 33)
 
 
 def test_remap_rows_by_hand():

@@ -246,3 +246,86 @@ def test_a_ranker_without_the_transformed_signatures_is_a_clear_error(tmp_path):
         Recommender(
             retrieval, tf.saved_model.load(path), ExactSearcher(EMBEDDINGS, 4), CATALOG, 2, 4
         )
+
+
+# The popularity prior (models/retrieval/prior.py) rides in the embeddings' last column:
+# a query [1, 1] and items a [1, 0], b [.8, 0], c [.5, 0], d [.1, 1] give r = cos + prior
+# = a 1.0, b .8, c .5, d 1.1 (prior d 1.0, others 0). With N = 2 the prior brings d into
+# the candidates (a, b without it). At w = 2 the final score keeps `prior_kept` of it:
+#   kept 0:   a log .1 + 2 * 1.0 = -0.303,  d log .2 + 2 * (1.1 - 1.0) = -1.409 -> a, d
+#   kept 0.5: d log .2 + 2 * (1.1 - 0.5) = -0.409                          -> a, d
+#   kept 1:   d log .2 + 2 * 1.1 = 0.591                                   -> d, a
+PRIOR_EMBEDDINGS = np.array([[1.0, 0.0], [0.8, 0.0], [0.5, 0.0], [0.1, 1.0]], np.float32)
+PRIOR = np.array([0.0, 0.0, 0.0, 1.0])
+
+
+class _PriorRetrieval(tf.Module):
+    @tf.function(input_signature=[{**_specs(_USER, 1), **_specs(_HISTORY, 2)}])
+    def query(self, inputs):
+        batch = tf.shape(inputs[F.USER_ID])[0]
+        return {EMBEDDING: tf.tile(tf.constant([[1.0, 1.0]]), [batch, 1])}
+
+
+@pytest.mark.parametrize(
+    "kept, order, final",
+    [(0.0, "ad", [-0.303, -1.409]), (0.5, "ad", [-0.303, -0.409]), (1.0, "da", [0.591, -0.303])],
+)
+def test_the_prior_picks_candidates_and_prior_kept_of_it_orders_them(
+    stages, tmp_path, kept, order, final
+):
+    from models.serving.export import final_item_bias
+
+    fake = _PriorRetrieval()
+    tf.saved_model.save(fake, str(tmp_path / "r"), {QUERY_SIGNATURE: fake.query})
+    retrieval, ranker = tf.saved_model.load(str(tmp_path / "r")), stages[1]
+    bias = final_item_bias(CATALOG, None, PRIOR, 2.0, kept)
+    model = Recommender(
+        retrieval, ranker, ExactSearcher(PRIOR_EMBEDDINGS, 2), CATALOG, 2, 2, 2.0, bias
+    )
+    request = _request([])
+    inputs = {key: tf.constant(request[key], spec.dtype) for key, spec in C.REQUEST_SPEC.items()}
+    out = {key: v.numpy() for key, v in model.serving_default(inputs).items()}
+    assert [i.decode() for i in out[C.ITEM_IDS][0]] == list(order)
+    np.testing.assert_allclose(out[C.FINAL_SCORES][0], final, atol=1e-3)
+    want = {"a": 1.0, "d": 1.1}  # the retrieval scores stay cos + prior
+    np.testing.assert_allclose(out[C.RETRIEVAL_SCORES][0], [want[i] for i in order], rtol=1e-6)
+    ref = reference.recommend(
+        retrieval, ranker, CATALOG, PRIOR_EMBEDDINGS, request, 2, 2, 2, 2.0, bias
+    )
+    np.testing.assert_array_equal(out[C.ITEM_IDS], ref[C.ITEM_IDS])
+    np.testing.assert_allclose(out[C.FINAL_SCORES], ref[C.FINAL_SCORES], rtol=1e-5)
+
+
+def test_final_item_bias_by_hand_and_its_errors():
+    from models.serving.export import final_item_bias
+
+    catalog = {**CATALOG, F.ITEM_COUNT: np.array([COUNTS[i] for i in IDS])}
+    correction = NegativeCorrection(weight=1.0, power=0.5)
+    # log q - (1 - 0.25) * 2 * prior: d -1.792 - 1.5 = -3.292, the others log q.
+    got = final_item_bias(catalog, correction, PRIOR, 2.0, 0.25)
+    want = [LOG_Q["a"], LOG_Q["b"], LOG_Q["c"], LOG_Q["d"] - 1.5]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert final_item_bias(CATALOG, None, None, 2.0) is None
+    assert final_item_bias(CATALOG, None, PRIOR, 2.0, 1.0) is None  # all of it kept
+    assert final_item_bias(CATALOG, None, PRIOR, 0.0) is None  # no retrieval term at all
+    with pytest.raises(ValueError, match="prior_kept"):
+        final_item_bias(CATALOG, None, PRIOR, 2.0, 1.5)
+    with pytest.raises(ValueError, match="4 finite values"):
+        final_item_bias(CATALOG, None, PRIOR[:3], 2.0)
+
+
+def test_retrieval_prior_reads_the_column_and_the_models_record(tmp_path):
+    import json
+    import types
+
+    from models.serving.export import retrieval_prior
+
+    extra = tmp_path / "assets.extra"
+    extra.mkdir()
+    index = types.SimpleNamespace(embeddings=np.array([[0.6, 0.25], [0.8, 0.125]], np.float32))
+    (extra / "retrieval.json").write_text(json.dumps({"temperature": 0.05}))
+    assert retrieval_prior(str(tmp_path), index) is None  # a model exported without one
+    info = {"temperature": 0.05, "popularity_prior": {"beta": 0.1, "scale": 0.125}}
+    (extra / "retrieval.json").write_text(json.dumps(info))
+    # beta / s = 0.8: 0.8 * [0.25, 0.125] = [0.2, 0.1].
+    np.testing.assert_allclose(retrieval_prior(str(tmp_path), index), [0.2, 0.1], rtol=1e-6)
