@@ -5,8 +5,10 @@ before the validation targets (all rated events, or positives only). In logit un
 (beta / temperature) * log(1 + n_i): the in-batch softmax is trained with log-Q correction,
 which removes the batch's popularity from the logits, and this puts a measured share of it
 back at retrieval time. It is computed as one more dot-product column,
-[q, beta] . [c, log(1 + n)], so a pushed model could carry it in its query and candidate
-embeddings, and ScaNN would still search a plain dot product.
+[q, beta] . [c, log(1 + n)], so ScaNN still searches a plain dot product. Since
+2026-12-08 the pushed model carries it (RetrievalConfig.tower.popularity_prior, beta .03,
+positives counted; models/retrieval/prior.py); this harness trains the two-tower with
+popularity_prior 0, so that its rows start from bare cosines.
 
     python -m bench.retrieval_prior --dataset synthetic --seeds 0,1 [--betas 0,0.01,0.02,0.03]
 
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         work = os.path.join(out_dir, f"prior-{os.getpid()}-seed-{seed}")
-        S.two_tower(RetrievalConfig().with_overrides(seed=seed), graph, work)(val)
+        bare = RetrievalConfig().with_overrides(seed=seed, popularity_prior=0)
+        S.two_tower(bare, graph, work)(val)
         model = tf.saved_model.load(S.two_tower_dir(work, val.name))
         items = X.embed(model.signatures[S.SV.CANDIDATE_SIGNATURE], val.data.candidates, 256)
         query = X.embed(model.signatures[S.SV.QUERY_SIGNATURE], val.data.queries, 256)

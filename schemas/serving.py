@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from schemas import features as F
 
-# The retrieval model (two-tower): raw tensors in, {EMBEDDING_KEY: [B, D]} out.
+# The retrieval model (two-tower): raw tensors in, {EMBEDDING_KEY: [B, D]} out; with its
+# popularity prior (the default), D is the towers' width + 1: query . item is
+# cos + beta * log(1 + n) (models/retrieval/prior.py).
 QUERY_SIGNATURE = "query_embedding"  # QUERY_SPEC -> the query embedding
 CANDIDATE_SIGNATURE = "candidate_embedding"  # CANDIDATE_SPEC -> the item embedding
 EMBEDDING_KEY = "embedding"
@@ -38,7 +40,8 @@ SIGNATURES = (SERVING_DEFAULT, RETRIEVE, RANK, SERVE_TF_EXAMPLES)
 # Outputs.
 ITEM_IDS = "item_ids"  # string [B, K] (or [B, N] from retrieve); F.PAD where fewer exist
 SCORES = "scores"  # float32 [B, K]: ranker probability (0 where the slot is empty)
-RETRIEVAL_SCORES = "retrieval_scores"  # float32 [B, K]: query . item (0 where empty)
+# float32 [B, K]: query . item (the retrieval model's score, prior included; 0 where empty)
+RETRIEVAL_SCORES = "retrieval_scores"
 # float32 [B, K], the order of item_ids: log(scores) + retrieval_weight * retrieval_scores
 # + log_q_weight * log q(item) (0 where empty), q the ranker's negative-sampling distribution
 # (export.json: retrieval_weight, negative_correction). With retrieval_weight = 1 / the
