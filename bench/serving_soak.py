@@ -225,7 +225,7 @@ def plot(results: dict, path: str) -> None:
     ax.set_xlabel("hot swaps (0: version 1 loaded)")
     ax.set_ylabel("server RSS, MiB")
     ax.set_title(f"Server RSS over hot swaps under load ({ITEMS // 1000}k-key vocabulary)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
