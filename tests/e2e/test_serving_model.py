@@ -171,7 +171,11 @@ def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
     models = parts["retrieval"], parts["ranking"]
     ordered = export.catalog_in_index_order(catalog, index.item_ids)
     correction = export.NegativeCorrection(**parts["meta"]["negative_correction"])
-    bias = export.item_bias(ordered, correction)
+    retrieval_dir = os.path.join(parts["meta"]["retrieval_model"], "Format-Serving")
+    prior = export.retrieval_prior(retrieval_dir, index)
+    assert prior is not None and prior.max() > 0  # the default two-tower has its prior
+    kept = parts["meta"]["popularity_prior"]["kept_in_final_score"]
+    bias = export.final_item_bias(ordered, correction, prior, weight, kept)
     expected = reference.recommend(
         *models, ordered, index.embeddings, golden, 10, n, depth, weight, bias
     )
@@ -192,12 +196,10 @@ def test_signatures_agree_with_the_two_stage_reference(parts, golden, portable):
 def test_the_final_score_chains_retrieval_and_ranker_probabilities(parts, golden, portable):
     # weight = 1 / the two-tower's softmax temperature, so that the retrieval score times
     # it is the log-softmax over the catalog up to a per-user constant.
-    with open(
-        os.path.join(
-            parts["meta"]["retrieval_model"], "Format-Serving", C.ASSETS_EXTRA, "retrieval.json"
-        )
-    ) as f:
-        temperature = json.load(f)["temperature"]
+    model_dir = parts["meta"]["retrieval_model"]
+    with open(os.path.join(model_dir, "Format-Serving", C.ASSETS_EXTRA, "retrieval.json")) as f:
+        info = json.load(f)
+    temperature = info["temperature"]
     assert parts["meta"]["retrieval_weight"] == pytest.approx(1.0 / temperature)
     assert parts["meta"]["retrieval_weight_source"].startswith("1 / temperature")
     # + log q(item), q BehaviorSequenceGen's negative sampler: count ** 0.75 over the items
@@ -207,10 +209,23 @@ def test_the_final_score_chains_retrieval_and_ranker_probabilities(parts, golden
     counts = dict(zip(parts["catalog"][F.ITEM_ID], parts["catalog"][F.ITEM_COUNT], strict=True))
     total = sum(c**0.75 for c in counts.values() if c > 0)
     log_q = {i.encode(): np.log(max(c, 1) ** 0.75 / total) for i, c in counts.items()}
+    # - the retrieval score's popularity prior beta log(1 + n) / T: it picks the candidates
+    # but is not in the order (AssemblyConfig.prior_kept 0). The item embeddings' last
+    # column is s log(1 + n) with n a count, read back here.
+    prior_info = info["popularity_prior"]
+    assert prior_info["beta"] == 0.03
+    assert parts["meta"]["popularity_prior"]["kept_in_final_score"] == 0.0
+    npz = np.load(os.path.join(model_dir, "item_embeddings.npz"))
+    n = np.expm1(npz["embeddings"][:, -1].astype(np.float64) / prior_info["scale"])
+    np.testing.assert_allclose(n, np.round(n), atol=1e-2)
+    assert np.round(n).max() == prior_info["max_count"] > 0
+    prior = {i.encode(): 0.03 * np.log1p(np.round(c)) for i, c in zip(npz["ids"], n, strict=True)}
     out = _call(portable, C.SERVING_DEFAULT, golden)
     filled = out[C.ITEM_IDS] != b""
     item_log_q = np.vectorize(lambda i: log_q.get(i, 0.0))(out[C.ITEM_IDS])
-    want = np.log(out[C.SCORES]) + out[C.RETRIEVAL_SCORES] / temperature + item_log_q
+    item_prior = np.vectorize(lambda i: prior.get(i, 0.0))(out[C.ITEM_IDS])
+    want = np.log(out[C.SCORES]) + (out[C.RETRIEVAL_SCORES] - item_prior) / temperature
+    want += item_log_q
     np.testing.assert_allclose(out[C.FINAL_SCORES][filled], want[filled], rtol=1e-5, atol=1e-4)
     final = np.where(filled, out[C.FINAL_SCORES], -np.inf)
     assert (np.diff(final, axis=1)[filled[:, 1:]] <= 1e-6).all()  # best first
