@@ -109,16 +109,13 @@ def retrieval_prior(retrieval_dir: str, item_ids) -> np.ndarray | None:
     """The retrieval model's popularity prior beta * log(1 + n) per catalog index [V]
     (its item embeddings' last column times the query's beta / s), or None without one."""
     from models.retrieval import export
-    from models.retrieval.prior import INFO_KEY
 
-    with open(os.path.join(retrieval_dir, "assets.extra", export.MODEL_INFO_FILE)) as f:
-        info = json.load(f).get(INFO_KEY)
-    if not info:
+    value = export.prior_query_value(retrieval_dir)
+    if value is None:
         return None
     npz = np.load(export.item_embeddings_path(retrieval_dir))
     column = dict(zip(npz["ids"].tolist(), npz["embeddings"][:, -1].tolist(), strict=True))
-    values = np.array([column.get(str(i), 0.0) for i in item_ids], np.float64)
-    return values * info["beta"] / info["scale"]
+    return np.array([column.get(str(i), 0.0) for i in item_ids], np.float64) * value
 
 
 def negative_log_q(counts: np.ndarray, power: float = NEGATIVE_POWER) -> np.ndarray:

@@ -61,6 +61,13 @@ def read_temperature(serving_model_dir: str) -> float | None:
     return None if temperature is None else float(temperature)
 
 
+def prior_query_value(serving_model_dir: str) -> float | None:
+    """The query's prior column, beta / s, of a retrieval SavedModel (None: no prior): the
+    candidate column times it is the item's prior beta * log(1 + n)."""
+    info = read_model_info(serving_model_dir).get(INFO_KEY)
+    return float(info["beta"]) / float(info["scale"]) if info else None
+
+
 def item_embeddings_path(serving_model_dir: str) -> str:
     """Where the catalog's item embeddings go: next to the SavedModel directory."""
     return os.path.join(os.path.dirname(os.path.normpath(serving_model_dir)), ITEM_EMBEDDINGS_FILE)

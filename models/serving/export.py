@@ -167,14 +167,12 @@ def retrieval_prior(retrieval_dir: str, index) -> np.ndarray | None:
     last column and its queries beta / s (models/retrieval/prior.py); the product is read
     back here from the index's embeddings and the model's assets.extra/retrieval.json.
     """
-    from models.retrieval.export import read_model_info
-    from models.retrieval.prior import INFO_KEY
+    from models.retrieval.export import prior_query_value
 
-    info = read_model_info(retrieval_dir).get(INFO_KEY)
-    if not info:
+    value = prior_query_value(retrieval_dir)
+    if value is None:
         return None
-    column = np.asarray(index.embeddings, np.float64)[:, -1]
-    return column * float(info["beta"]) / float(info["scale"])
+    return np.asarray(index.embeddings, np.float64)[:, -1] * value
 
 
 def prior_record(retrieval_dir: str, prior_kept: float) -> dict:

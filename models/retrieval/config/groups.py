@@ -70,7 +70,9 @@ class Tower:
         require(self.PATH, "width", self.width >= 1 or not self.depth, "must be >= 1")
         check_at_least(self, 0, ("temperature",), strict=True)
         prior = self.popularity_prior
-        require(self.PATH, "popularity_prior", 0 <= prior < float("inf"), "must be finite, >= 0", prior)
+        require(
+            self.PATH, "popularity_prior", 0 <= prior < float("inf"), "must be finite, >= 0", prior
+        )
         require(self.PATH, "history", isinstance(self.history, HistoryEncoderSpec), "is no spec")
 
 

@@ -73,7 +73,9 @@ def test_run_fn_writes_model_curve_and_summary(first_run, tiny_data):
     n = np.array([positives.get(i, 0) for i in npz["ids"]], np.float64)
     assert n.max() == prior["max_count"] and (n > 0).mean() > 0.5
     query_value = prior["beta"] / prior["scale"]
-    np.testing.assert_allclose(npz["embeddings"][:, dim] * query_value, 0.03 * np.log1p(n), atol=1e-6)
+    np.testing.assert_allclose(
+        npz["embeddings"][:, dim] * query_value, 0.03 * np.log1p(n), atol=1e-6
+    )
 
 
 def positive_counts(tiny_data) -> dict:
@@ -84,7 +86,7 @@ def positive_counts(tiny_data) -> dict:
     files = glob.glob(tiny_data.raw("train"))
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
         parsed = tf.io.parse_example(record, spec)
-        for item, label in zip(parsed[F.ITEM_ID].numpy(), parsed[F.LABEL].numpy()):
+        for item, label in zip(parsed[F.ITEM_ID].numpy(), parsed[F.LABEL].numpy(), strict=True):
             counts[item.decode()] = counts.get(item.decode(), 0) + int(label == 1)
     return counts
 
