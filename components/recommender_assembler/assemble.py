@@ -57,25 +57,16 @@ def assemble(
     depth = export.search_depth(n, len(index.item_ids))
     weight, source = export.retrieval_weight(retrieval_dir, config.retrieval_weight)
     logging.info("RecommenderAssembler: final score retrieval weight %.4g (%s)", weight, source)
-    prior = export.retrieval_prior(retrieval_dir, index)
-    bias = export.final_item_bias(ordered, correction, prior, weight, config.prior_kept)
-    if correction is not None:
-        logging.info("RecommenderAssembler: final score log q term %s", correction.describe())
-    if prior is not None:
-        logging.info(
-            "RecommenderAssembler: the retrieval popularity prior picks the candidates; "
-            "%g of it is kept in the final score",
-            config.prior_kept,
-        )
+    bias, terms = export.final_score_terms(
+        retrieval_dir, index, ordered, correction, weight, config.prior_kept
+    )
+    logging.info("RecommenderAssembler: final score terms %s", terms)
     expected = reference.recommend(
         retrieval, ranking, ordered, embeddings, requests, min(config.k, n), n, depth, weight, bias
     )
     report = {"config": dataclasses.asdict(config), "variants": {}}
     report["retrieval_weight"] = {"value": weight, "source": source}
-    report["negative_correction"] = correction.describe() if correction else None
-    report["popularity_prior"] = (
-        None if prior is None else export.prior_record(retrieval_dir, config.prior_kept)
-    )
+    report.update(terms)  # negative_correction, popularity_prior
     jobs = []
     for variant in config.variants:
         start = time.time()

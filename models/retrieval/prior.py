@@ -23,9 +23,9 @@ ScaNN still searches a plain dot product:
 The product is beta * log(1 + n) for any s; s only shapes an index's k-means partitions.
 A column as wide as the unit vectors' coordinates splits them by popularity as much as by
 direction. On 100K clustered unit vectors with Zipf counts (beta .03; the default index:
-316 leaves, AH, reordering) ScaNN's recall@10 was .980 with the column in [0, 1], .952 in
-[0, 2], and .992 in [0, 0.25], [0, 0.1] and [0, 0.02] alike (.996 without a prior; the
-portable partitioned search .994 / .999): COLUMN_MAX = 0.25.
+316 leaves, AH, reordering; `python -m bench.index_prior`) ScaNN's recall@10 was .979
+with the column in [0, 1] and .992 in [0, 0.25] and [0, 0.1] alike (.996 without a
+prior; the portable partitioned search .992, .994, .994 and .999): COLUMN_MAX = 0.25.
 """
 
 from __future__ import annotations

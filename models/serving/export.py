@@ -183,6 +183,26 @@ def prior_record(retrieval_dir: str, prior_kept: float) -> dict:
     return {**read_model_info(retrieval_dir)[INFO_KEY], "kept_in_final_score": prior_kept}
 
 
+def final_score_terms(
+    retrieval_dir: str,
+    index,
+    catalog: dict,
+    correction: NegativeCorrection | None,
+    weight: float,
+    prior_kept: float = 0.0,
+) -> tuple[np.ndarray | None, dict]:
+    """The final score's per-item term (`final_item_bias`) for catalog rows in index order,
+    and its provenance for export.json and the assembler's report:
+    {"negative_correction": ..., "popularity_prior": ...} (None where a term is off)."""
+    prior = retrieval_prior(retrieval_dir, index)
+    bias = final_item_bias(catalog, correction, prior, weight, prior_kept)
+    terms = {
+        "negative_correction": correction.describe() if correction else None,
+        "popularity_prior": None if prior is None else prior_record(retrieval_dir, prior_kept),
+    }
+    return bias, terms
+
+
 def final_item_bias(
     catalog: dict,
     correction: NegativeCorrection | None,
@@ -277,8 +297,7 @@ def export_variant(
         tf.saved_model.load(retrieval_dir),
         tf.saved_model.load(ranking_dir),
     )
-    prior = retrieval_prior(retrieval_dir, index)
-    bias = final_item_bias(ordered, correction, prior, weight, prior_kept)
+    bias, terms = final_score_terms(retrieval_dir, index, ordered, correction, weight, prior_kept)
     module = Recommender(
         retrieval,
         ranking,
@@ -292,8 +311,7 @@ def export_variant(
     meta = {"variant": variant, "k": module.k, "n": module.n, "search_depth": depth}
     meta["max_batch"] = module.max_batch  # serving/servable.py runs larger batches in slices
     meta.update({"retrieval_weight": weight, "retrieval_weight_source": source})
-    meta["negative_correction"] = correction.describe() if correction else None
-    meta["popularity_prior"] = None if prior is None else prior_record(retrieval_dir, prior_kept)
+    meta.update(terms)
     meta.update({"catalog_size": len(index.item_ids), **(info or {})})
 
     def write(tmp: str) -> None:
